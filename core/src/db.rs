@@ -1,0 +1,52 @@
+//! The PostgreSQL pool and the migrations.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// The one forward-only set of migrations (`migrations/`), embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Opens the pool and proves the server answers, so a wrong URL fails at start, not at the first
+/// request.
+pub async fn connect(options: PgConnectOptions, max_connections: u32) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.application_name("voucherd"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
+    Ok(pool)
+}
+
+/// Refuses to serve on a schema that is behind the binary (or ahead of it): the answer is
+/// `voucherd migrate`, not a confusing SQL error on the first request.
+pub async fn check_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let applied: Vec<i64> = sqlx::query_scalar(
+        r#"select version from _sqlx_migrations where success order by version"#,
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    if applied != expected {
+        anyhow::bail!(
+            "the database schema does not match this binary ({} of {} migrations applied): run `voucherd migrate`",
+            applied.iter().filter(|v| expected.contains(v)).count(),
+            expected.len()
+        );
+    }
+    Ok(())
+}
+
+/// Whether Postgres answers within a second; `/readyz` uses it.
+pub async fn ping(pool: &PgPool) -> bool {
+    let probe = sqlx::query_scalar::<_, i32>("select 1").fetch_one(pool);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), probe).await,
+        Ok(Ok(1))
+    )
+}

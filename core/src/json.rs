@@ -1,0 +1,130 @@
+//! The JSON body extractor every handler uses, so every bad body gets the same clear answer.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The largest request body accepted (API.md: "Request bodies over 64 KiB → 413").
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON request or response body.
+///
+/// As an extractor it answers, in problem+json: 413 `payload_too_large` past 64 KiB, 400
+/// `malformed_request` for a body that is not JSON (or not an object where one is expected, or
+/// not declared as JSON), and 422 `validation_failed` naming the field for a missing field or a
+/// value of the wrong type or form (a JSON number where money is expected, a bad USCC).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(&req) {
+            return Err(ApiError::new(
+                ErrorCode::MalformedRequest,
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = read_body(req).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Reads a whole body up to [`MAX_BODY_BYTES`]; shared by the JSON and CSV extractors.
+pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|err| {
+            let inner = err.into_inner();
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+            while let Some(e) = source {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    return too_large();
+                }
+                source = e.source();
+            }
+            ApiError::new(
+                ErrorCode::MalformedRequest,
+                "the request body could not be read",
+            )
+        })
+}
+
+/// `payload_too_large` with the limit in the detail.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+fn has_json_content_type(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Deserialises a body, sorting failures into 400 (not JSON, or not a JSON object: every request
+/// body of the API is one) and 422 (an object of the wrong shape, naming the field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::new(
+            ErrorCode::MalformedRequest,
+            format!("the body is not valid JSON: {err}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::MalformedRequest,
+            "the body must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = strip_position(&err.into_inner().to_string());
+        match missing_field_name(&message) {
+            Some(field) if path == "." => ApiError::validation(field, "is required"),
+            Some(field) => ApiError::validation(format!("{path}.{field}"), "is required"),
+            None if path == "." => ApiError::validation("body", message),
+            None => ApiError::validation(path, message),
+        }
+    })
+}
+
+fn missing_field_name(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// serde_json appends " at line 1 column 42", which means nothing to a form's user.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

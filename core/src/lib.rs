@@ -1,0 +1,18 @@
+//! `voucher-core`: everything two parts need, so parts never depend on each other.
+
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod money;
+pub mod state;
+pub mod telemetry;
+pub mod uscc;
+
+pub use error::{ApiError, ErrorCode};
+pub use json::Json;
+pub use money::{Money, Rate};
+pub use state::AppState;
+pub use uscc::Uscc;

@@ -1,0 +1,10 @@
+//! `voucher-e2e`: scenarios through the composed router against real Postgres and Redis.
+//!
+//! Everything is in this one test binary (`cargo test -p voucher-e2e`); each `#[sqlx::test]`
+//! gets a fresh migrated database.
+
+#[cfg(test)]
+mod support;
+
+#[cfg(test)]
+mod foundation;
