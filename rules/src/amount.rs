@@ -15,7 +15,9 @@ pub enum AmountError {
     #[error("is empty")]
     Empty,
     /// A character other than ASCII digits and one decimal point (signs, exponents, spaces, commas).
-    #[error("must contain only digits and one decimal point (no sign, exponent, spaces or separators)")]
+    #[error(
+        "must contain only digits and one decimal point (no sign, exponent, spaces or separators)"
+    )]
     BadCharacter,
     /// More than 12 digits before the decimal point.
     #[error("has more than 12 integer digits")]
@@ -55,7 +57,11 @@ pub fn parse_amount(text: &str) -> Result<Decimal, AmountError> {
     }
     // At most 14 digits: fits an i64 mantissa with room to spare.
     let mut mantissa: i64 = 0;
-    for b in int_part.bytes().chain(frac.bytes()).chain("00"[frac.len()..].bytes()) {
+    for b in int_part
+        .bytes()
+        .chain(frac.bytes())
+        .chain("00"[frac.len()..].bytes())
+    {
         mantissa = mantissa * 10 + i64::from(b - b'0');
     }
     Ok(Decimal::new(mantissa, 2))
@@ -108,7 +114,12 @@ mod tests {
 
     #[test]
     fn floor_fen_truncates_toward_zero_for_non_negative_amounts() {
-        let cases = [("4500.009", "4500.00"), ("0.019", "0.01"), ("3", "3.00"), ("2.5", "2.50")];
+        let cases = [
+            ("4500.009", "4500.00"),
+            ("0.019", "0.01"),
+            ("3", "3.00"),
+            ("2.5", "2.50"),
+        ];
         for (input, want) in cases {
             let d: Decimal = input.parse().unwrap();
             assert_eq!(floor_fen(d).to_string(), want, "input {input}");
