@@ -1,5 +1,7 @@
 //! `voucherd`: composes the parts into one server. The binary (`main.rs`) is a thin CLI over this.
 
+pub mod demo;
+
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};

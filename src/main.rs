@@ -1,9 +1,14 @@
 //! `voucherd`: one binary, subcommands for serving, migrating and operating the system.
 
+use std::io::BufRead;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use voucher_core::audit::{self, Actor};
+use voucher_core::auth::Role;
 use voucher_core::config::{self, Environment, ServeConfig};
+use voucher_core::keys::KeyRing;
 use voucher_core::{cache::Redis, db, telemetry, AppState};
 
 /// Bao'an District cloud-adoption consumption vouchers (上云上平台消费券).
@@ -25,15 +30,53 @@ enum Command {
     },
     /// Apply the database migrations (DATABASE_URL).
     Migrate,
+    /// Bureau staff accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Voucher signing keys in VOUCHER_KEY_DIR.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Load the demo data set (idempotent): two platforms, three firms.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a staff account; the password is read from standard input (first line).
+    Create {
+        /// Username (3-64 of a-z, 0-9, '.', '_', '-').
+        username: String,
+        /// admin, reviewer or finance.
+        #[arg(long, value_parser = ["admin", "reviewer", "finance"])]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key and make it current; old keys keep verifying their vouchers.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Seal what is pending, then check the whole hash chain; exits 1 when it is broken.
+    Verify,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("voucherd: cannot start the async runtime: {e}");
@@ -44,10 +87,20 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { parts } => serve(parts).await,
             Command::Migrate => migrate().await,
+            Command::Admin {
+                command: AdminCommand::Create { username, role },
+            } => admin_create(&username, &role).await,
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => keys_rotate(),
+            Command::Audit {
+                command: AuditCommand::Verify,
+            } => audit_verify().await,
+            Command::Demo => demo().await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("voucherd: {e:#}");
             ExitCode::from(2)
@@ -55,16 +108,84 @@ fn main() -> ExitCode {
     }
 }
 
-async fn migrate() -> anyhow::Result<()> {
+async fn pool() -> anyhow::Result<sqlx::PgPool> {
     let options = config::database(&Environment)?;
-    let pool = db::connect(options, 2).await?;
+    let pool = db::connect(options, 4).await?;
+    Ok(pool)
+}
+
+async fn migrate() -> anyhow::Result<ExitCode> {
+    let pool = pool().await?;
     db::MIGRATOR.run(&pool).await?;
     let latest = db::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     println!("migrations applied; schema at version {latest}");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(parts: Vec<String>) -> anyhow::Result<()> {
+async fn admin_create(username: &str, role: &str) -> anyhow::Result<ExitCode> {
+    let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let pool = pool().await?;
+    db::check_schema(&pool).await?;
+    let actor = Actor::System;
+    let staff = voucher_issuer::staff::create_staff(&pool, &actor, username, password, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("created {} ({}) id {}", staff.username, role.as_str(), staff.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_dir() -> anyhow::Result<PathBuf> {
+    match std::env::var("VOUCHER_KEY_DIR") {
+        Ok(v) if !v.trim().is_empty() => Ok(PathBuf::from(v)),
+        _ => Err(config::ConfigError::Missing("VOUCHER_KEY_DIR").into()),
+    }
+}
+
+fn keys_rotate() -> anyhow::Result<ExitCode> {
+    let ring = KeyRing::open(&key_dir()?)?;
+    let kid = ring.rotate()?;
+    println!("new signing key {kid}; running servers pick it up within 30 s");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_verify() -> anyhow::Result<ExitCode> {
+    let pool = pool().await?;
+    while audit::seal_pending(&pool, 5000).await? == 5000 {}
+    let report = audit::verify(&pool).await?;
+    for finding in &report.findings {
+        println!(
+            "BROKEN at position {}: entry {} {}: {}",
+            finding.pos,
+            finding.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            finding.problem,
+            finding.detail
+        );
+    }
+    println!(
+        "{} entries checked, {} pending: {}",
+        report.entries,
+        report.pending,
+        if report.ok { "chain intact" } else { "chain BROKEN" }
+    );
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn demo() -> anyhow::Result<ExitCode> {
+    let pool = pool().await?;
+    db::check_schema(&pool).await?;
+    let summary = voucherd::demo::load(&pool).await?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::load(&Environment)?;
     let parts = if parts.is_empty() {
         voucherd::Parts::ALL
@@ -77,11 +198,17 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<()> {
     };
     let pool = db::connect(config.database.clone(), config.db_max_connections).await?;
     db::check_schema(&pool).await?;
-    let state = AppState {
-        db: pool,
-        redis: Redis::new(&config.redis_url)?,
-        metrics: telemetry::Metrics::new(),
-    };
+    let state = AppState::new(pool.clone(), Redis::new(&config.redis_url)?, &config.key_dir)?;
+    if let Some(admin) = &config.bootstrap_admin {
+        if voucher_issuer::staff::bootstrap_admin(&pool, admin).await? {
+            tracing::info!(staff.username = %admin.username, "created the first admin from VOUCHER_BOOTSTRAP_ADMIN");
+        }
+    }
+    voucher_issuer::programs::ensure(&state, state.clock.program_year())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create this year's program: {e}"))?;
+    audit::spawn_sealer(pool.clone());
+    state.keys.spawn_reloader();
     let app = voucherd::app_with(state, parts);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -90,7 +217,7 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

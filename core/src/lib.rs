@@ -1,14 +1,20 @@
 //! `voucher-core`: everything two parts need, so parts never depend on each other.
 
+pub mod audit;
+pub mod auth;
 pub mod cache;
+pub mod code;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod keys;
+pub mod ledger;
 pub mod money;
 pub mod state;
 pub mod telemetry;
+pub mod token;
 pub mod uscc;
 
 pub use error::{ApiError, ErrorCode};

@@ -1,9 +1,19 @@
 //! What every handler can reach.
 
-use sqlx::PgPool;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 
+use sqlx::PgPool;
+use time::{macros::offset, OffsetDateTime, UtcOffset};
+use voucher_rules::Catalogue;
+
+use crate::auth::LoginThrottle;
 use crate::cache::Redis;
+use crate::keys::KeyRing;
 use crate::telemetry::Metrics;
+
+/// Business dates, months and program years are in Asia/Shanghai (UTC+8 all year).
+pub const SHANGHAI: UtcOffset = offset!(+8);
 
 /// Shared state of one server (cheap to clone: every field is a handle).
 #[derive(Clone)]
@@ -14,4 +24,54 @@ pub struct AppState {
     pub redis: Redis,
     /// This server's metrics registry.
     pub metrics: Metrics,
+    /// Voucher signing keys and the session secret.
+    pub keys: KeyRing,
+    /// The policy measures; the voucher program's defaults come from here.
+    pub rules: Arc<Catalogue>,
+    /// Failed-login counting.
+    pub throttle: LoginThrottle,
+    /// The time, settable in tests.
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// Builds the state, opening (and on first start creating) the key directory.
+    pub fn new(db: PgPool, redis: Redis, key_dir: &Path) -> anyhow::Result<AppState> {
+        let rules = Catalogue::load().map_err(|e| anyhow::anyhow!("policy parameters: {e}"))?;
+        Ok(AppState {
+            db,
+            redis,
+            metrics: Metrics::new(),
+            keys: KeyRing::open(key_dir)?,
+            rules: Arc::new(rules),
+            throttle: LoginThrottle::default(),
+            clock: Clock::default(),
+        })
+    }
+}
+
+/// The current time; the system clock unless a test fixed it.
+#[derive(Clone, Default)]
+pub struct Clock {
+    fixed: Arc<RwLock<Option<OffsetDateTime>>>,
+}
+
+impl Clock {
+    /// Now, in UTC.
+    pub fn now(&self) -> OffsetDateTime {
+        self.fixed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(OffsetDateTime::now_utc)
+    }
+
+    /// Fixes the time (tests and simulations).
+    pub fn set(&self, at: OffsetDateTime) {
+        *self.fixed.write().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    /// The program year now, in Asia/Shanghai.
+    pub fn program_year(&self) -> i32 {
+        self.now().to_offset(SHANGHAI).year()
+    }
 }

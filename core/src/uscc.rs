@@ -78,6 +78,32 @@ impl Uscc {
         Ok(Uscc(text.to_owned()))
     }
 
+    /// Completes a code from its 8-character registration part (registration authority, type,
+    /// division code) and the organisation code's 8 body characters, computing both check
+    /// digits. For demo data and tests, which need many valid codes that belong to no real firm.
+    pub fn with_check_digits(registration: &str, organisation: &str) -> Result<Uscc, UsccError> {
+        let mut org: Vec<char> = organisation.chars().collect();
+        if registration.chars().count() != 8 || org.len() != 8 {
+            return Err(UsccError::Length(registration.chars().count() + org.len() + 2));
+        }
+        let mut sum = 0;
+        for (&c, w) in org.iter().zip(ORG_WEIGHTS) {
+            sum += c.to_digit(36).unwrap_or(0) * w;
+        }
+        org.push(match 11 - sum % 11 {
+            10 => 'X',
+            11 => '0',
+            d => char::from_digit(d, 10).unwrap_or('0'),
+        });
+        let body: String = registration.chars().chain(org).collect();
+        let mut total = 0;
+        for (c, w) in body.chars().zip(USCC_WEIGHTS) {
+            total += charset_value(c).ok_or(UsccError::Character { character: c, position: 0 })? * w;
+        }
+        let check = char::from(CHARSET[((31 - total % 31) % 31) as usize]);
+        Uscc::parse(&format!("{body}{check}"))
+    }
+
     /// The code as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -264,6 +290,14 @@ mod tests {
         for (code, want, what) in cases {
             assert_eq!(Uscc::parse(code).as_ref(), Err(want), "{what}: {code}");
         }
+    }
+
+    #[test]
+    fn check_digits_are_completed_like_published_codes() {
+        let huawei = Uscc::with_check_digits("91440300", "19220382").unwrap();
+        assert_eq!(huawei.as_str(), "914403001922038216");
+        let tencent = Uscc::with_check_digits("91440300", "70846113").unwrap();
+        assert_eq!(tencent.as_str(), "91440300708461136T");
     }
 
     #[test]

@@ -1,14 +1,53 @@
-//! `voucher-issuer`: see the package description.
+//! `voucher-issuer`: firms, program years, claims, signed vouchers and their QR codes, bureau
+//! staff and the audit log's endpoints.
 
+pub mod audit_api;
+pub mod eligibility;
+pub mod firms;
+pub mod programs;
+pub mod qr;
+pub mod staff;
+pub mod vouchers;
+
+use axum::routing::{get, post};
 use axum::Router;
 use voucher_core::AppState;
 
-/// This part's routes; the binary merges them into one server or serves them alone.
+/// This part's routes. Each handler's auth extractor (`FirmSession`, `BureauSession`) is in
+/// its signature.
 pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/.well-known/jwks.json", get(audit_api::jwks))
+        .route("/api/portal/firms", post(firms::register))
+        .route("/api/portal/sessions", post(firms::login))
+        .route("/api/portal/me", get(firms::me))
+        .route("/api/portal/platforms", get(firms::platforms))
+        .route("/api/portal/vouchers/quote", post(vouchers::quote))
+        .route("/api/portal/vouchers", post(vouchers::claim).get(vouchers::list))
+        .route("/api/portal/vouchers/{id}", get(vouchers::get))
+        .route("/api/portal/vouchers/{id}/qr.svg", get(qr::qr_svg))
+        .route("/api/portal/vouchers/{id}/qr.png", get(qr::qr_png))
+        .route("/api/portal/vouchers/{id}/cancel", post(vouchers::cancel))
+        .route("/api/bureau/sessions", post(staff::login))
+        .route("/api/bureau/staff", post(staff::create))
+        .route(
+            "/api/bureau/programs/{year}",
+            get(programs::get_program).patch(programs::patch_program),
+        )
+        .route("/api/bureau/audit", get(audit_api::list))
+        .route("/api/bureau/audit/verify", get(audit_api::verify))
+        .with_state(state)
 }
 
 /// The OpenAPI document of this part's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(
+    audit_api::jwks,
+    firms::register, firms::login, firms::me, firms::platforms,
+    vouchers::quote, vouchers::claim, vouchers::list, vouchers::get, vouchers::cancel,
+    qr::qr_svg, qr::qr_png,
+    staff::login, staff::create,
+    programs::get_program, programs::patch_program,
+    audit_api::list, audit_api::verify,
+))]
 pub struct ApiDoc;

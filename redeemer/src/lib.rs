@@ -1,4 +1,6 @@
-//! `voucher-redeemer`: see the package description.
+//! `voucher-redeemer`: platforms, API keys, verify, redeem, reverse.
+
+pub mod platforms;
 
 use axum::Router;
 use voucher_core::AppState;

@@ -7,4 +7,12 @@
 mod support;
 
 #[cfg(test)]
+mod bureau;
+#[cfg(test)]
+mod concurrency;
+#[cfg(test)]
 mod foundation;
+#[cfg(test)]
+mod portal;
+#[cfg(test)]
+mod tokens;

@@ -4,28 +4,136 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;
-use voucher_core::{cache::Redis, telemetry::Metrics, AppState};
+use uuid::Uuid;
+use voucher_core::audit::Actor;
+use voucher_core::auth::{self, Role};
+use voucher_core::{cache::Redis, AppState, Uscc};
 
 /// Where the tests find Redis; `REDIS_URL` overrides.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// The app's state on `pool`, with Redis at `redis_url`.
+/// The app's state on `pool`, with Redis at `redis_url` and a fresh key directory.
 pub fn state_with_redis(pool: PgPool, redis_url: &str) -> AppState {
-    AppState {
-        db: pool,
-        redis: Redis::new(redis_url).expect("redis url"),
-        metrics: Metrics::new(),
-    }
+    let key_dir = std::env::temp_dir().join(format!("voucher-test-keys-{}", Uuid::new_v4()));
+    AppState::new(pool, Redis::new(redis_url).expect("redis url"), &key_dir).expect("state")
 }
 
 /// The whole app on `pool`.
 pub fn app(pool: PgPool) -> Router {
     voucherd::app(state_with_redis(pool, &redis_url()))
+}
+
+/// The app with its state, for tests that mint sessions or read the keys.
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+}
+
+impl TestApp {
+    /// The whole app with Redis at its usual place.
+    pub async fn new(pool: PgPool) -> TestApp {
+        TestApp::with_redis(pool, &redis_url()).await
+    }
+
+    /// The whole app with Redis at `redis_url` (a dead port to test without it).
+    pub async fn with_redis(pool: PgPool, redis_url: &str) -> TestApp {
+        let state = state_with_redis(pool, redis_url);
+        voucher_issuer::programs::ensure(&state, state.clock.program_year())
+            .await
+            .expect("program year");
+        TestApp {
+            router: voucherd::app(state.clone()),
+            state,
+        }
+    }
+
+    /// Sends a request.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        send(&self.router, request).await
+    }
+
+    /// A JSON request with an optional bearer token.
+    pub async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.send(request(method, uri, token, body)).await
+    }
+
+    /// A platform registered straight through the redeemer's use case.
+    pub async fn platform(&self, name: &str, n: u32) -> Uuid {
+        let uscc = Uscc::with_check_digits("91440300", &format!("MA5P{n:04}")).unwrap();
+        let mut tx = self.state.db.begin().await.unwrap();
+        let p = voucher_redeemer::platforms::register(&mut tx, &Actor::System, name, &uscc)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        p.id
+    }
+
+    /// A firm registered through the portal; returns its id and a session token.
+    pub async fn firm(&self, n: u32, eligible: bool) -> (Uuid, String, Uscc) {
+        let uscc = test_uscc(n);
+        let reply = self
+            .call(
+                "POST",
+                "/api/portal/firms",
+                None,
+                Some(json!({
+                    "uscc": uscc, "name": format!("测试企业{n}"),
+                    "industry_code": if eligible { "C3911" } else { "I6510" },
+                    "district": "宝安区", "contact_name": "张三", "contact_phone": "13800000000",
+                    "password": "correct-horse-battery"
+                })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        let id: Uuid = reply.json()["id"].as_str().unwrap().parse().unwrap();
+        let token = auth::firm_session(&self.state, id).unwrap().token;
+        (id, token, uscc)
+    }
+
+    /// Many eligible firms inserted in one statement (no password work), with sessions.
+    pub async fn firms_in_bulk(&self, count: u32, offset: u32) -> Vec<(Uuid, String)> {
+        let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+        let usccs: Vec<String> = (0..count).map(|i| test_uscc(offset + i).to_string()).collect();
+        let names: Vec<String> = (0..count).map(|i| format!("批量企业{}", offset + i)).collect();
+        sqlx::query(
+            r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
+               select id, uscc, name, 'C3911', '宝安区', '张三', '13800000000', 'x', true
+               from unnest($1::uuid[], $2::text[], $3::text[]) as t(id, uscc, name)"#,
+        )
+        .bind(&ids)
+        .bind(&usccs)
+        .bind(&names)
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+        ids.into_iter()
+            .map(|id| (id, auth::firm_session(&self.state, id).unwrap().token))
+            .collect()
+    }
+
+    /// A staff session of `role`, the account created through the issuer's use case.
+    pub async fn staff(&self, username: &str, role: Role) -> String {
+        let staff = voucher_issuer::staff::create_staff(
+            &self.state.db,
+            &Actor::System,
+            username,
+            "staff-password-1".to_owned(),
+            role,
+        )
+        .await
+        .unwrap();
+        auth::staff_session(&self.state, staff.id, username, role).unwrap().token
+    }
+}
+
+/// A valid USCC for test firm `n`, belonging to no real firm.
+pub fn test_uscc(n: u32) -> Uscc {
+    Uscc::with_check_digits("91440306", &format!("MA5T{n:04}")).unwrap()
 }
 
 /// A response, read whole.
@@ -42,32 +150,45 @@ impl Reply {
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem response with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(self.json()["code"], code, "{}", self.text());
     }
 }
 
 /// Sends one request through the router.
 pub async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("infallible router");
+    let response = app.clone().oneshot(request).await.expect("infallible router");
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
+    let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+    Reply { status, headers, body }
+}
+
+/// A JSON request with an optional bearer token.
+pub fn request(method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request"),
+        None => builder.body(Body::empty()).expect("request"),
     }
 }
 
@@ -83,8 +204,38 @@ pub fn raw(method: &str, uri: &str, content_type: &str, body: impl Into<Body>) -
 
 /// A GET.
 pub fn get(uri: &str) -> Request<Body> {
-    Request::builder()
-        .uri(uri)
-        .body(Body::empty())
-        .expect("request")
+    Request::builder().uri(uri).body(Body::empty()).expect("request")
+}
+
+/// The journal balances and every voucher's row agrees with its journal account.
+pub async fn assert_ledger_consistent(pool: &PgPool) {
+    let unbalanced: i64 = sqlx::query_scalar(
+        "select count(*) from journal where amount <= 0 or debit = credit",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(unbalanced, 0, "every journal entry moves a positive amount between two accounts");
+    let mismatched: i64 = sqlx::query_scalar(
+        r#"select count(*) from vouchers v
+           where v.face_value - v.redeemed - case when v.status in ('cancelled', 'lapsed', 'expired')
+                                                  then v.face_value - v.redeemed else 0 end
+                 <> coalesce((select sum(case when j.debit = 'voucher:' || v.id then j.amount
+                                              when j.credit = 'voucher:' || v.id then -j.amount else 0 end)
+                              from journal j where j.voucher_id = v.id), 0)"#,
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0, "every voucher's balance equals its journal account");
+    let firm_mismatch: i64 = sqlx::query_scalar(
+        r#"select count(*) from firm_years fy
+           where fy.granted <> coalesce((select sum(v.face_value) from vouchers v
+                                         where v.firm_id = fy.firm_id and v.year = fy.year
+                                           and v.status not in ('cancelled', 'lapsed', 'expired')), 0)"#,
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(firm_mismatch, 0, "every firm's granted total equals its live vouchers' face values");
 }

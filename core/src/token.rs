@@ -1,0 +1,142 @@
+//! The voucher token: a compact JWS (EdDSA, Ed25519, with `kid`) that any platform can check
+//! offline with the bureau's JWKS. The online redemption stays the authority on balance.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys::KeySet;
+
+/// Who issues vouchers (`iss`).
+pub const ISSUER: &str = "baoan-voucher";
+
+/// What a token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoucherClaims {
+    /// Issuer, always [`ISSUER`].
+    pub iss: String,
+    /// The voucher id.
+    pub jti: Uuid,
+    /// The firm's USCC.
+    pub sub: String,
+    /// The firm's id.
+    pub firm: Uuid,
+    /// The platform the voucher is bound to.
+    pub platform: Uuid,
+    /// Program year.
+    pub year: i32,
+    /// Face value, a money string.
+    pub face_value: String,
+    /// Short code, for matching a typed code to the token.
+    pub code: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expiry (Unix seconds): the redeem deadline.
+    pub exp: i64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a JWS, or a header or payload that does not parse.
+    #[error("the token is malformed")]
+    Malformed,
+    /// `alg` other than EdDSA (including `none`).
+    #[error("the token's algorithm is not EdDSA")]
+    Algorithm,
+    /// No `kid`, or one this server does not know.
+    #[error("the token's key id is unknown")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    Signature,
+    /// Past `exp`.
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// Signs claims with the current key.
+pub fn sign(keys: &KeySet, claims: &VoucherClaims) -> anyhow::Result<(String, String)> {
+    let key = keys.signing();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key.kid.clone());
+    let token = jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(key.pkcs8()))?;
+    Ok((token, key.kid.clone()))
+}
+
+/// Verifies signature, algorithm, key and expiry (`now` in Unix seconds).
+pub fn verify(keys: &KeySet, token: &str, now: i64) -> Result<VoucherClaims, TokenError> {
+    // Read `alg` first ourselves: a header naming an algorithm the JOSE library does not even
+    // know (`none`) is an algorithm refusal, not a parse error.
+    let header_b64 = token.split('.').next().unwrap_or_default();
+    let header_json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+    if raw.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
+        return Err(TokenError::Algorithm);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(TokenError::Algorithm);
+    }
+    let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+    let key = keys.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key.public);
+    let decoding = DecodingKey::from_ed_components(&x).map_err(|_| TokenError::UnknownKey)?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_required_spec_claims(&["exp", "iss"]);
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    let data = jsonwebtoken::decode::<VoucherClaims>(token, &decoding, &validation).map_err(|e| {
+        match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::Signature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
+            _ => TokenError::Malformed,
+        }
+    })?;
+    if data.claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    Ok(data.claims)
+}
+
+/// One public key in JWKS form (RFC 8037).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwk {
+    /// `OKP`.
+    pub kty: String,
+    /// `Ed25519`.
+    pub crv: String,
+    /// Key id.
+    pub kid: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// `EdDSA`.
+    pub alg: String,
+}
+
+/// The JWKS document.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwks {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
+
+/// The JWKS entry of the key `kid`, if the set has it.
+pub fn jwk(keys: &KeySet, kid: &str) -> Option<Jwk> {
+    keys.keys.get(kid).map(|key| Jwk {
+        kty: "OKP".into(),
+        crv: "Ed25519".into(),
+        kid: key.kid.clone(),
+        x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key.public),
+        use_: "sig".into(),
+        alg: "EdDSA".into(),
+    })
+}

@@ -1,0 +1,59 @@
+//! The demo data set `ops/up` loads: two platforms and three firms (two eligible), with
+//! synthetic USCCs that pass both check digits but belong to no real firm. Loading twice
+//! changes nothing.
+
+use sqlx::PgPool;
+use voucher_core::audit::Actor;
+use voucher_core::{ErrorCode, Uscc};
+use voucher_issuer::firms::{self, Registration};
+
+/// The demo firms' password.
+pub const FIRM_PASSWORD: &str = "demo-firm-pass";
+
+fn uscc(registration: &str, organisation: &str) -> anyhow::Result<Uscc> {
+    Uscc::with_check_digits(registration, organisation).map_err(|e| anyhow::anyhow!("demo USCC: {e}"))
+}
+
+/// Loads what is missing and says what the demo logins are.
+pub async fn load(pool: &PgPool) -> anyhow::Result<String> {
+    let mut lines = vec!["demo data:".to_owned()];
+    for (name, org) in [("云启工业云 (demo)", "MA5DPF01"), ("智造软件平台 (demo)", "MA5DPF02")] {
+        let code = uscc("91440300", org)?;
+        let mut tx = pool.begin().await?;
+        match voucher_redeemer::platforms::register(&mut tx, &Actor::System, name, &code).await {
+            Ok(p) => {
+                tx.commit().await?;
+                lines.push(format!("  platform {} ({})", p.name, p.id));
+            }
+            Err(e) if e.code() == ErrorCode::AlreadyRegistered => {}
+            Err(e) => anyhow::bail!("demo platform: {e}"),
+        }
+    }
+    let demo_firms = [
+        ("宝安精密模具有限公司 (demo)", "MA5DFM01", "C3525", "宝安区"),
+        ("宝安智能电子有限公司 (demo)", "MA5DFM02", "C3971", "宝安区"),
+        ("南山软件服务有限公司 (demo)", "MA5DFM03", "I6510", "南山区"),
+    ];
+    for (name, org, industry, district) in demo_firms {
+        let code = uscc("91440306", org)?;
+        let registration = Registration {
+            uscc: code.clone(),
+            name: name.to_owned(),
+            industry_code: industry.to_owned(),
+            district: district.to_owned(),
+            contact_name: "演示联系人".to_owned(),
+            contact_phone: "0755-00000000".to_owned(),
+            password: FIRM_PASSWORD.to_owned(),
+        };
+        match firms::create(pool, registration).await {
+            Ok(_) => {}
+            Err(e) if e.code() == ErrorCode::AlreadyRegistered => {}
+            Err(e) => anyhow::bail!("demo firm: {e}"),
+        }
+        lines.push(format!(
+            "  firm {name}: USCC {code}, password {FIRM_PASSWORD}{}",
+            if district == "宝安区" { "" } else { " (not eligible)" }
+        ));
+    }
+    Ok(lines.join("\n"))
+}
