@@ -11,13 +11,17 @@ use voucher_issuer::firms::{self, Registration};
 pub const FIRM_PASSWORD: &str = "demo-firm-pass";
 
 fn uscc(registration: &str, organisation: &str) -> anyhow::Result<Uscc> {
-    Uscc::with_check_digits(registration, organisation).map_err(|e| anyhow::anyhow!("demo USCC: {e}"))
+    Uscc::with_check_digits(registration, organisation)
+        .map_err(|e| anyhow::anyhow!("demo USCC: {e}"))
 }
 
 /// Loads what is missing and says what the demo logins are.
 pub async fn load(pool: &PgPool) -> anyhow::Result<String> {
     let mut lines = vec!["demo data:".to_owned()];
-    for (name, org) in [("云启工业云 (demo)", "MA5DPF01"), ("智造软件平台 (demo)", "MA5DPF02")] {
+    for (name, org) in [
+        ("云启工业云 (demo)", "MA5DPF01"),
+        ("智造软件平台 (demo)", "MA5DPF02"),
+    ] {
         let code = uscc("91440300", org)?;
         let mut tx = pool.begin().await?;
         match voucher_redeemer::platforms::register(&mut tx, &Actor::System, name, &code).await {
@@ -52,7 +56,11 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<String> {
         }
         lines.push(format!(
             "  firm {name}: USCC {code}, password {FIRM_PASSWORD}{}",
-            if district == "宝安区" { "" } else { " (not eligible)" }
+            if district == "宝安区" {
+                ""
+            } else {
+                " (not eligible)"
+            }
         ));
     }
     Ok(lines.join("\n"))

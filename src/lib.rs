@@ -37,6 +37,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(voucher_issuer::ApiDoc::openapi());
     doc.merge(voucher_redeemer::ApiDoc::openapi());
     doc.merge(voucher_settlement::ApiDoc::openapi());
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(
+            utoipa::openapi::security::HttpBuilder::new()
+                .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                .description(Some(
+                    "A session token (firms, staff) from the sessions endpoints, or a platform API key",
+                ))
+                .build(),
+        ),
+    );
     doc.info = utoipa::openapi::InfoBuilder::new()
         .title("Bao'an cloud-adoption vouchers (上云上平台消费券)")
         .version(env!("CARGO_PKG_VERSION"))

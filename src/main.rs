@@ -76,7 +76,10 @@ enum AuditCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("voucherd: cannot start the async runtime: {e}");
@@ -133,7 +136,12 @@ async fn admin_create(username: &str, role: &str) -> anyhow::Result<ExitCode> {
     let staff = voucher_issuer::staff::create_staff(&pool, &actor, username, password, role)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("created {} ({}) id {}", staff.username, role.as_str(), staff.id);
+    println!(
+        "created {} ({}) id {}",
+        staff.username,
+        role.as_str(),
+        staff.id
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -159,7 +167,10 @@ async fn audit_verify() -> anyhow::Result<ExitCode> {
         println!(
             "BROKEN at position {}: entry {} {}: {}",
             finding.pos,
-            finding.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            finding
+                .seq
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
             finding.problem,
             finding.detail
         );
@@ -168,7 +179,11 @@ async fn audit_verify() -> anyhow::Result<ExitCode> {
         "{} entries checked, {} pending: {}",
         report.entries,
         report.pending,
-        if report.ok { "chain intact" } else { "chain BROKEN" }
+        if report.ok {
+            "chain intact"
+        } else {
+            "chain BROKEN"
+        }
     );
     Ok(if report.ok {
         ExitCode::SUCCESS
@@ -198,7 +213,11 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
     };
     let pool = db::connect(config.database.clone(), config.db_max_connections).await?;
     db::check_schema(&pool).await?;
-    let state = AppState::new(pool.clone(), Redis::new(&config.redis_url)?, &config.key_dir)?;
+    let state = AppState::new(
+        pool.clone(),
+        Redis::new(&config.redis_url)?,
+        &config.key_dir,
+    )?;
     if let Some(admin) = &config.bootstrap_admin {
         if voucher_issuer::staff::bootstrap_admin(&pool, admin).await? {
             tracing::info!(staff.username = %admin.username, "created the first admin from VOUCHER_BOOTSTRAP_ADMIN");

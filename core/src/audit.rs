@@ -139,9 +139,12 @@ const SEALER_LOCK: i64 = 0x5EA1_A0D1;
 /// Seals the entries whose transactions have ended, up to `batch` of them; returns how many.
 pub async fn seal_pending(pool: &PgPool, batch: i64) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
-    let locked = sqlx::query_scalar!(r#"select pg_try_advisory_xact_lock($1) as "locked!""#, SEALER_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
+    let locked = sqlx::query_scalar!(
+        r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
+        SEALER_LOCK
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if !locked {
         return Ok(0);
     }
@@ -229,7 +232,7 @@ pub fn spawn_sealer(pool: PgPool) {
             tick.tick().await;
             loop {
                 match seal_pending(&pool, 5000).await {
-                    Ok(n) if n == 5000 => continue,
+                    Ok(5000) => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "audit sealer failed; will retry");
@@ -293,23 +296,40 @@ pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
                 pos: expected_pos,
                 seq: None,
                 problem: "removed".into(),
-                detail: format!("chain positions {expected_pos}..{} are missing", row.pos - 1),
+                detail: format!(
+                    "chain positions {expected_pos}..{} are missing",
+                    row.pos - 1
+                ),
             });
         }
         expected_pos = row.pos + 1;
-        let (Some(at), Some(actor), Some(action), Some(detail)) =
-            (row.at, row.actor.as_deref(), row.action.as_deref(), row.detail.as_deref())
-        else {
+        let (Some(at), Some(actor), Some(action), Some(detail)) = (
+            row.at,
+            row.actor.as_deref(),
+            row.action.as_deref(),
+            row.detail.as_deref(),
+        ) else {
             findings.push(Finding {
                 pos: row.pos,
                 seq: Some(row.seq),
                 problem: "removed".into(),
-                detail: format!("entry {} was sealed at position {} and is gone", row.seq, row.pos),
+                detail: format!(
+                    "entry {} was sealed at position {} and is gone",
+                    row.seq, row.pos
+                ),
             });
             previous = row.hash.clone();
             continue;
         };
-        let bytes = canonical(row.pos, row.seq, at, actor, action, row.subject.as_deref(), detail);
+        let bytes = canonical(
+            row.pos,
+            row.seq,
+            at,
+            actor,
+            action,
+            row.subject.as_deref(),
+            detail,
+        );
         let recomputed = chain_hash(&previous, &bytes);
         if recomputed != row.hash {
             findings.push(Finding {

@@ -43,7 +43,11 @@ pub async fn verify_password(password: String, stored: Option<String>) -> bool {
     let stored = stored.unwrap_or_else(|| DUMMY.to_owned());
     let ok = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -171,7 +175,9 @@ fn decode(state: &AppState, token: &str, audience: &str) -> Result<SessionClaims
     )
     .map_err(|_| ApiError::unauthorized("the session token is invalid"))?;
     if data.claims.exp <= state.clock.now().unix_timestamp() {
-        return Err(ApiError::unauthorized("the session has expired; log in again"));
+        return Err(ApiError::unauthorized(
+            "the session has expired; log in again",
+        ));
     }
     Ok(data.claims)
 }
@@ -189,7 +195,9 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .split_once(' ')
         .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
-        return Err(ApiError::unauthorized("expected Authorization: Bearer <credential>"));
+        return Err(ApiError::unauthorized(
+            "expected Authorization: Bearer <credential>",
+        ));
     }
     Ok(credential.trim())
 }
@@ -206,7 +214,9 @@ impl FromRequestParts<AppState> for FirmSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let claims = decode(state, bearer(parts)?, FIRM_AUDIENCE)?;
-        Ok(FirmSession { firm_id: claims.sub })
+        Ok(FirmSession {
+            firm_id: claims.sub,
+        })
     }
 }
 
@@ -322,11 +332,15 @@ impl LoginThrottle {
     pub async fn succeeded(&self, state: &AppState, account: &str) {
         let key = format!("throttle:login:{account}");
         if let Some(mut conn) = state.redis.connection().await {
-            let reply: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+            let reply: redis::RedisResult<()> =
+                redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
             if reply.is_err() {
                 state.redis.reset();
             }
         }
-        self.local.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        self.local
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 }

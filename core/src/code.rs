@@ -43,7 +43,10 @@ pub fn normalise(typed: &str) -> Option<String> {
         && bytes[3].is_ascii_digit()
         && bytes[4] == b'-'
         && bytes[9] == b'-'
-        && bytes[5..9].iter().chain(&bytes[10..14]).all(|b| ALPHABET.contains(b));
+        && bytes[5..9]
+            .iter()
+            .chain(&bytes[10..14])
+            .all(|b| ALPHABET.contains(b));
     ok.then_some(code)
 }
 
@@ -63,7 +66,10 @@ mod tests {
 
     #[test]
     fn typed_codes_are_normalised_or_refused() {
-        assert_eq!(normalise(" ba26-7kqm-px3d ").as_deref(), Some("BA26-7KQM-PX3D"));
+        assert_eq!(
+            normalise(" ba26-7kqm-px3d ").as_deref(),
+            Some("BA26-7KQM-PX3D")
+        );
         assert_eq!(normalise("BA26-7KQM-PX3O"), None);
         assert_eq!(normalise("BA26-7KQMPX3D"), None);
     }

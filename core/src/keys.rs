@@ -164,7 +164,10 @@ fn add_key(dir: &Path) -> anyhow::Result<String> {
         date.year(),
         u8::from(date.month()),
         date.day(),
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     write_private(
         &dir.join(format!("{KEY_PREFIX}{kid}{KEY_SUFFIX}")),
@@ -204,7 +207,8 @@ fn load(dir: &Path) -> anyhow::Result<KeySet> {
     if !keys.contains_key(&current) {
         anyhow::bail!("VOUCHER_KEY_DIR: the current key {current} has no key file");
     }
-    let session_secret = fs::read(dir.join(SESSION_FILE)).context("VOUCHER_KEY_DIR has no session secret")?;
+    let session_secret =
+        fs::read(dir.join(SESSION_FILE)).context("VOUCHER_KEY_DIR has no session secret")?;
     if session_secret.len() < 32 {
         anyhow::bail!("VOUCHER_KEY_DIR: the session secret is shorter than 32 bytes");
     }

@@ -91,13 +91,13 @@ pub fn verify(keys: &KeySet, token: &str, now: i64) -> Result<VoucherClaims, Tok
     validation.set_required_spec_claims(&["exp", "iss"]);
     validation.validate_exp = false;
     validation.leeway = 0;
-    let data = jsonwebtoken::decode::<VoucherClaims>(token, &decoding, &validation).map_err(|e| {
-        match e.kind() {
+    let data = jsonwebtoken::decode::<VoucherClaims>(token, &decoding, &validation).map_err(
+        |e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::Signature,
             jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
             _ => TokenError::Malformed,
-        }
-    })?;
+        },
+    )?;
     if data.claims.exp <= now {
         return Err(TokenError::Expired);
     }

@@ -84,7 +84,9 @@ impl Uscc {
     pub fn with_check_digits(registration: &str, organisation: &str) -> Result<Uscc, UsccError> {
         let mut org: Vec<char> = organisation.chars().collect();
         if registration.chars().count() != 8 || org.len() != 8 {
-            return Err(UsccError::Length(registration.chars().count() + org.len() + 2));
+            return Err(UsccError::Length(
+                registration.chars().count() + org.len() + 2,
+            ));
         }
         let mut sum = 0;
         for (&c, w) in org.iter().zip(ORG_WEIGHTS) {
@@ -98,7 +100,10 @@ impl Uscc {
         let body: String = registration.chars().chain(org).collect();
         let mut total = 0;
         for (c, w) in body.chars().zip(USCC_WEIGHTS) {
-            total += charset_value(c).ok_or(UsccError::Character { character: c, position: 0 })? * w;
+            total += charset_value(c).ok_or(UsccError::Character {
+                character: c,
+                position: 0,
+            })? * w;
         }
         let check = char::from(CHARSET[((31 - total % 31) % 31) as usize]);
         Uscc::parse(&format!("{body}{check}"))

@@ -59,6 +59,9 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, ApiError>
     kids.sort();
     kids.dedup();
     Ok(Json(Jwks {
-        keys: kids.iter().filter_map(|kid| token::jwk(&keys, kid)).collect(),
+        keys: kids
+            .iter()
+            .filter_map(|kid| token::jwk(&keys, kid))
+            .collect(),
     }))
 }

@@ -52,7 +52,10 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
         return Err(ApiError::validation(field, "is required"));
     }
     if trimmed.chars().count() > max {
-        return Err(ApiError::validation(field, format!("is longer than {max} characters")));
+        return Err(ApiError::validation(
+            field,
+            format!("is longer than {max} characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -61,10 +64,16 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
 pub fn check_password(field: &str, password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if n < 10 {
-        return Err(ApiError::validation(field, "must be at least 10 characters"));
+        return Err(ApiError::validation(
+            field,
+            "must be at least 10 characters",
+        ));
     }
     if n > 128 {
-        return Err(ApiError::validation(field, "must be at most 128 characters"));
+        return Err(ApiError::validation(
+            field,
+            "must be at most 128 characters",
+        ));
     }
     Ok(())
 }
@@ -99,7 +108,10 @@ pub async fn create(db: &PgPool, reg: Registration) -> Result<Registered, ApiErr
             .bytes()
             .all(|b| b.is_ascii_digit() || b"+- ".contains(&b));
     if !phone_ok {
-        return Err(ApiError::validation("contact_phone", "must be 5 to 20 digits"));
+        return Err(ApiError::validation(
+            "contact_phone",
+            "must be 5 to 20 digits",
+        ));
     }
     check_password("password", &reg.password)?;
     let eligible = eligibility::is_eligible(&industry_code, &district);
@@ -177,18 +189,36 @@ pub async fn login(
     )
     .fetch_optional(&state.db)
     .await?;
-    let ok = auth::verify_password(login.password, firm.as_ref().map(|f| f.password_hash.clone())).await;
+    let ok = auth::verify_password(
+        login.password,
+        firm.as_ref().map(|f| f.password_hash.clone()),
+    )
+    .await;
     let mut tx = state.db.begin().await?;
     match (ok, firm) {
         (true, Some(firm)) => {
-            audit::append(&mut tx, &Actor::Firm(firm.id), "session.login", Some(&format!("firm:{}", firm.id)), serde_json::json!({})).await?;
+            audit::append(
+                &mut tx,
+                &Actor::Firm(firm.id),
+                "session.login",
+                Some(&format!("firm:{}", firm.id)),
+                serde_json::json!({}),
+            )
+            .await?;
             tx.commit().await?;
             state.throttle.succeeded(&state, &account).await;
             Ok(Json(auth::firm_session(&state, firm.id)?))
         }
         _ => {
             let name: String = login.uscc.chars().take(32).collect();
-            audit::append(&mut tx, &Actor::Anonymous(name), "session.login_failed", None, serde_json::json!({"portal": "firm"})).await?;
+            audit::append(
+                &mut tx,
+                &Actor::Anonymous(name),
+                "session.login_failed",
+                None,
+                serde_json::json!({"portal": "firm"}),
+            )
+            .await?;
             tx.commit().await?;
             state.throttle.failed(&state, &account).await;
             Err(ApiError::unauthorized("the USCC or the password is wrong"))

@@ -23,7 +23,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/portal/me", get(firms::me))
         .route("/api/portal/platforms", get(firms::platforms))
         .route("/api/portal/vouchers/quote", post(vouchers::quote))
-        .route("/api/portal/vouchers", post(vouchers::claim).get(vouchers::list))
+        .route(
+            "/api/portal/vouchers",
+            post(vouchers::claim).get(vouchers::list),
+        )
         .route("/api/portal/vouchers/{id}", get(vouchers::get))
         .route("/api/portal/vouchers/{id}/qr.svg", get(qr::qr_svg))
         .route("/api/portal/vouchers/{id}/qr.png", get(qr::qr_png))
@@ -43,11 +46,22 @@ pub fn router(state: AppState) -> Router {
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     audit_api::jwks,
-    firms::register, firms::login, firms::me, firms::platforms,
-    vouchers::quote, vouchers::claim, vouchers::list, vouchers::get, vouchers::cancel,
-    qr::qr_svg, qr::qr_png,
-    staff::login, staff::create,
-    programs::get_program, programs::patch_program,
-    audit_api::list, audit_api::verify,
+    firms::register,
+    firms::login,
+    firms::me,
+    firms::platforms,
+    vouchers::quote,
+    vouchers::claim,
+    vouchers::list,
+    vouchers::get,
+    vouchers::cancel,
+    qr::qr_svg,
+    qr::qr_png,
+    staff::login,
+    staff::create,
+    programs::get_program,
+    programs::patch_program,
+    audit_api::list,
+    audit_api::verify,
 ))]
 pub struct ApiDoc;

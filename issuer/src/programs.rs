@@ -196,11 +196,17 @@ pub async fn patch_program(
         }
     }
     if patch.cap_per_firm.is_some_and(|c| c.is_zero()) {
-        return Err(ApiError::validation("cap_per_firm", "must be greater than zero"));
+        return Err(ApiError::validation(
+            "cap_per_firm",
+            "must be greater than zero",
+        ));
     }
     if let Some(d) = patch.claim_validity_days {
         if !(1..=366).contains(&d) {
-            return Err(ApiError::validation("claim_validity_days", "must be 1 to 366"));
+            return Err(ApiError::validation(
+                "claim_validity_days",
+                "must be 1 to 366",
+            ));
         }
     }
     if year == state.clock.program_year() {

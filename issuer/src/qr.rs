@@ -49,7 +49,8 @@ pub fn png_of(token: &str) -> Result<Vec<u8>, ApiError> {
     }
     let mut out = Vec::new();
     {
-        let side = u32::try_from(side).map_err(|_| ApiError::internal(anyhow::anyhow!("QR too large")))?;
+        let side =
+            u32::try_from(side).map_err(|_| ApiError::internal(anyhow::anyhow!("QR too large")))?;
         let mut encoder = png::Encoder::new(&mut out, side, side);
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::Eight);
@@ -67,7 +68,10 @@ fn image(content_type: &'static str, body: impl IntoResponse) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
         ],
         body,
     )

@@ -39,25 +39,48 @@ pub async fn login(
     )
     .fetch_optional(&state.db)
     .await?;
-    let ok = auth::verify_password(login.password, row.as_ref().map(|r| r.password_hash.clone())).await;
+    let ok = auth::verify_password(
+        login.password,
+        row.as_ref().map(|r| r.password_hash.clone()),
+    )
+    .await;
     let mut tx = state.db.begin().await?;
     match (ok, row) {
         (true, Some(row)) => {
             let role = Role::parse(&row.role)
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown stored role")))?;
-            audit::append(&mut tx, &Actor::Staff(login.username.clone()), "session.login",
-                Some(&format!("staff:{}", row.id)), serde_json::json!({"role": role})).await?;
+            audit::append(
+                &mut tx,
+                &Actor::Staff(login.username.clone()),
+                "session.login",
+                Some(&format!("staff:{}", row.id)),
+                serde_json::json!({"role": role}),
+            )
+            .await?;
             tx.commit().await?;
             state.throttle.succeeded(&state, &account).await;
-            Ok(Json(auth::staff_session(&state, row.id, &login.username, role)?))
+            Ok(Json(auth::staff_session(
+                &state,
+                row.id,
+                &login.username,
+                role,
+            )?))
         }
         _ => {
             let name: String = login.username.chars().take(64).collect();
-            audit::append(&mut tx, &Actor::Anonymous(name), "session.login_failed", None,
-                serde_json::json!({"portal": "bureau"})).await?;
+            audit::append(
+                &mut tx,
+                &Actor::Anonymous(name),
+                "session.login_failed",
+                None,
+                serde_json::json!({"portal": "bureau"}),
+            )
+            .await?;
             tx.commit().await?;
             state.throttle.failed(&state, &account).await;
-            Err(ApiError::unauthorized("the username or the password is wrong"))
+            Err(ApiError::unauthorized(
+                "the username or the password is wrong",
+            ))
         }
     }
 }
@@ -102,7 +125,9 @@ pub enum CreateStaffError {
 impl From<CreateStaffError> for ApiError {
     fn from(err: CreateStaffError) -> Self {
         match err {
-            CreateStaffError::Taken => ApiError::new(ErrorCode::AlreadyRegistered, "the username is taken"),
+            CreateStaffError::Taken => {
+                ApiError::new(ErrorCode::AlreadyRegistered, "the username is taken")
+            }
             CreateStaffError::Invalid(e) => e,
             CreateStaffError::Internal(e) => ApiError::internal(e),
         }
@@ -142,10 +167,15 @@ pub async fn create_staff(
             other.map_err(anyhow::Error::from)?;
         }
     }
-    audit::append(&mut tx, actor, "staff.create", Some(&format!("staff:{id}")),
-        serde_json::json!({"username": username, "role": role}))
-        .await
-        .map_err(anyhow::Error::from)?;
+    audit::append(
+        &mut tx,
+        actor,
+        "staff.create",
+        Some(&format!("staff:{id}")),
+        serde_json::json!({"username": username, "role": role}),
+    )
+    .await
+    .map_err(anyhow::Error::from)?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(StaffView {
         id,
@@ -165,7 +195,14 @@ pub async fn create(
     Json(new): Json<NewStaff>,
 ) -> Result<(StatusCode, Json<StaffView>), ApiError> {
     session.require(&[Role::Admin])?;
-    let view = create_staff(&state.db, &session.actor(), &new.username, new.password, new.role).await?;
+    let view = create_staff(
+        &state.db,
+        &session.actor(),
+        &new.username,
+        new.password,
+        new.role,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -177,11 +214,21 @@ pub async fn bootstrap_admin(pool: &PgPool, admin: &BootstrapAdmin) -> anyhow::R
     if any {
         return Ok(false);
     }
-    match create_staff(pool, &Actor::System, &admin.username, admin.password.clone(), Role::Admin).await {
+    match create_staff(
+        pool,
+        &Actor::System,
+        &admin.username,
+        admin.password.clone(),
+        Role::Admin,
+    )
+    .await
+    {
         Ok(_) => Ok(true),
         // Another replica created it at the same moment.
         Err(CreateStaffError::Taken) => Ok(false),
-        Err(CreateStaffError::Invalid(e)) => anyhow::bail!("VOUCHER_BOOTSTRAP_ADMIN: {}", e.detail()),
+        Err(CreateStaffError::Invalid(e)) => {
+            anyhow::bail!("VOUCHER_BOOTSTRAP_ADMIN: {}", e.detail())
+        }
         Err(CreateStaffError::Internal(e)) => Err(e),
     }
 }

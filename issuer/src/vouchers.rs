@@ -194,8 +194,12 @@ async fn decide(
     let (admitted, granted, cap) = match firm_year {
         Some((a, g, c)) => (
             a,
-            Money::from_decimal(g).map_err(anyhow::Error::from).map_err(ApiError::from)?,
-            Money::from_decimal(c).map_err(anyhow::Error::from).map_err(ApiError::from)?,
+            Money::from_decimal(g)
+                .map_err(anyhow::Error::from)
+                .map_err(ApiError::from)?,
+            Money::from_decimal(c)
+                .map_err(anyhow::Error::from)
+                .map_err(ApiError::from)?,
         ),
         None => (false, Money::ZERO, program.cap_per_firm),
     };
@@ -319,7 +323,9 @@ async fn claim_in_tx(
         }
     }
     if !inserted {
-        return Err(ApiError::internal(anyhow::anyhow!("no free voucher code after 5 tries")).into());
+        return Err(
+            ApiError::internal(anyhow::anyhow!("no free voucher code after 5 tries")).into(),
+        );
     }
     sqlx::query!(
         r#"update firm_years set granted = granted + $3, admitted = true
@@ -385,7 +391,11 @@ pub async fn fetch(state: &AppState, firm_id: Uuid, id: Uuid) -> Result<Voucher,
         .ok_or_else(|| ApiError::not_found("no such voucher"))
 }
 
-async fn list_where(state: &AppState, firm_id: Uuid, id: Option<Uuid>) -> Result<Vec<Voucher>, ApiError> {
+async fn list_where(
+    state: &AppState,
+    firm_id: Uuid,
+    id: Option<Uuid>,
+) -> Result<Vec<Voucher>, ApiError> {
     let now = state.clock.now();
     let rows = sqlx::query!(
         r#"select v.id, v.code, v.year, f.uscc, v.platform_id, p.name as platform_name,
@@ -413,8 +423,14 @@ async fn list_where(state: &AppState, firm_id: Uuid, id: Option<Uuid>) -> Result
                 face_value,
                 redeemed,
                 remaining: face_value.saturating_sub(redeemed),
-                status: effective_status(&r.status, r.redemption_count, r.lapses_at, r.expires_at, now)
-                    .to_owned(),
+                status: effective_status(
+                    &r.status,
+                    r.redemption_count,
+                    r.lapses_at,
+                    r.expires_at,
+                    now,
+                )
+                .to_owned(),
                 issued_at: r.issued_at,
                 lapses_at: r.lapses_at,
                 expires_at: r.expires_at,
@@ -426,13 +442,13 @@ async fn list_where(state: &AppState, firm_id: Uuid, id: Option<Uuid>) -> Result
 
 /// The status a voucher has now: the nightly job writes lapse and expiry, but a voucher past
 /// its dates reads as lapsed or expired at once, as redemption treats it.
-pub fn effective_status<'a>(
-    stored: &'a str,
+pub fn effective_status(
+    stored: &str,
     redemption_count: i32,
     lapses_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     now: OffsetDateTime,
-) -> &'a str {
+) -> &str {
     match stored {
         "active" | "exhausted" if now > expires_at => "expired",
         "active" if redemption_count == 0 && now > lapses_at => "lapsed",
@@ -443,7 +459,10 @@ pub fn effective_status<'a>(
 /// The firm's vouchers, newest first.
 #[utoipa::path(get, path = "/api/portal/vouchers", tag = "portal", security(("bearer" = [])),
     responses((status = 200, body = [Voucher])))]
-pub async fn list(State(state): State<AppState>, session: FirmSession) -> Result<Json<Vec<Voucher>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    session: FirmSession,
+) -> Result<Json<Vec<Voucher>>, ApiError> {
     Ok(Json(list_where(&state, session.firm_id, None).await?))
 }
 
@@ -516,7 +535,14 @@ pub async fn cancel(
         } else {
             ApiError::new(
                 ErrorCode::VoucherNotActive,
-                format!("this voucher is {} and cannot be cancelled", if row.status == "active" { "expired" } else { row.status.as_str() }),
+                format!(
+                    "this voucher is {} and cannot be cancelled",
+                    if row.status == "active" {
+                        "expired"
+                    } else {
+                        row.status.as_str()
+                    }
+                ),
             )
         });
     };

@@ -11,11 +11,18 @@ use crate::support::{assert_ledger_consistent, request, TestApp};
 /// A pool of its own on the test database, wider than the test harness's, so requests really
 /// run side by side in Postgres.
 async fn pool(_harness: PgPoolOptions, connect: PgConnectOptions) -> sqlx::PgPool {
-    PgPoolOptions::new().max_connections(40).connect_with(connect).await.unwrap()
+    PgPoolOptions::new()
+        .max_connections(40)
+        .connect_with(connect)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
-async fn claims_by_2100_firms_at_once_admit_exactly_2000(options: PgPoolOptions, connect: PgConnectOptions) {
+async fn claims_by_2100_firms_at_once_admit_exactly_2000(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let pool = pool(options, connect).await;
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台", 1).await;
@@ -26,7 +33,11 @@ async fn claims_by_2100_firms_at_once_admit_exactly_2000(options: PgPoolOptions,
         let router = app.router.clone();
         let body = json!({"platform_id": platform, "annual_fee": "10000.00"});
         tasks.push(tokio::spawn(async move {
-            crate::support::send(&router, request("POST", "/api/portal/vouchers", Some(&token), Some(body))).await
+            crate::support::send(
+                &router,
+                request("POST", "/api/portal/vouchers", Some(&token), Some(body)),
+            )
+            .await
         }));
     }
     let (mut created, mut exhausted) = (0, 0);
@@ -41,19 +52,34 @@ async fn claims_by_2100_firms_at_once_admit_exactly_2000(options: PgPoolOptions,
             other => panic!("unexpected {other}: {}", reply.text()),
         }
     }
-    eprintln!("2100 concurrent claims against a 2000 quota took {:?}", started.elapsed());
+    eprintln!(
+        "2100 concurrent claims against a 2000 quota took {:?}",
+        started.elapsed()
+    );
     assert_eq!((created, exhausted), (2000, 100));
-    let admitted: i32 = sqlx::query_scalar("select firms_admitted from program_years").fetch_one(&pool).await.unwrap();
+    let admitted: i32 = sqlx::query_scalar("select firms_admitted from program_years")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(admitted, 2000);
-    let distinct: i64 = sqlx::query_scalar("select count(distinct firm_id) from vouchers").fetch_one(&pool).await.unwrap();
+    let distinct: i64 = sqlx::query_scalar("select count(distinct firm_id) from vouchers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(distinct, 2000);
-    let admitted_rows: i64 = sqlx::query_scalar("select count(*) from firm_years where admitted").fetch_one(&pool).await.unwrap();
+    let admitted_rows: i64 = sqlx::query_scalar("select count(*) from firm_years where admitted")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(admitted_rows, 2000);
     assert_ledger_consistent(&pool).await;
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
-async fn twenty_claims_by_one_firm_at_once_are_granted_exactly_its_cap(options: PgPoolOptions, connect: PgConnectOptions) {
+async fn twenty_claims_by_one_firm_at_once_are_granted_exactly_its_cap(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let pool = pool(options, connect).await;
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台", 2).await;
@@ -66,15 +92,23 @@ async fn twenty_claims_by_one_firm_at_once_are_granted_exactly_its_cap(options: 
         // gets what is left (740.79).
         let body = json!({"platform_id": platform, "annual_fee": "23456.78"});
         tasks.push(tokio::spawn(async move {
-            crate::support::send(&router, request("POST", "/api/portal/vouchers", Some(&token), Some(body))).await
+            crate::support::send(
+                &router,
+                request("POST", "/api/portal/vouchers", Some(&token), Some(body)),
+            )
+            .await
         }));
     }
     let mut faces = Vec::new();
     for task in tasks {
         let reply = task.await.unwrap();
         match reply.status {
-            StatusCode::CREATED => faces.push(reply.json()["face_value"].as_str().unwrap().to_owned()),
-            StatusCode::CONFLICT => assert_eq!(reply.json()["code"], "firm_cap_reached", "{}", reply.text()),
+            StatusCode::CREATED => {
+                faces.push(reply.json()["face_value"].as_str().unwrap().to_owned())
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(reply.json()["code"], "firm_cap_reached", "{}", reply.text())
+            }
             other => panic!("unexpected {other}: {}", reply.text()),
         }
     }
@@ -83,9 +117,19 @@ async fn twenty_claims_by_one_firm_at_once_are_granted_exactly_its_cap(options: 
     assert_eq!(faces.iter().filter(|f| *f == "7037.03").count(), 7);
     assert!(faces.contains(&"740.79".to_owned()));
     let granted: rust_decimal::Decimal =
-        sqlx::query_scalar("select granted from firm_years where firm_id = $1").bind(firm_id).fetch_one(&pool).await.unwrap();
+        sqlx::query_scalar("select granted from firm_years where firm_id = $1")
+            .bind(firm_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(granted.to_string(), "50000.00");
-    let admitted: i32 = sqlx::query_scalar("select firms_admitted from program_years").fetch_one(&pool).await.unwrap();
-    assert_eq!(admitted, 1, "one firm takes one slot however many vouchers it claims");
+    let admitted: i32 = sqlx::query_scalar("select firms_admitted from program_years")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        admitted, 1,
+        "one firm takes one slot however many vouchers it claims"
+    );
     assert_ledger_consistent(&pool).await;
 }

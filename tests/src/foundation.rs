@@ -174,6 +174,40 @@ async fn public_endpoints_answer(pool: PgPool) {
     let spec = reply.json();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec["paths"]["/readyz"].is_object());
+    // Every endpoint of API.md built so far, with its methods.
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/.well-known/jwks.json", "get"),
+        ("/api/portal/firms", "post"),
+        ("/api/portal/sessions", "post"),
+        ("/api/portal/me", "get"),
+        ("/api/portal/platforms", "get"),
+        ("/api/portal/vouchers/quote", "post"),
+        ("/api/portal/vouchers", "post"),
+        ("/api/portal/vouchers", "get"),
+        ("/api/portal/vouchers/{id}", "get"),
+        ("/api/portal/vouchers/{id}/qr.svg", "get"),
+        ("/api/portal/vouchers/{id}/qr.png", "get"),
+        ("/api/portal/vouchers/{id}/cancel", "post"),
+        ("/api/bureau/sessions", "post"),
+        ("/api/bureau/staff", "post"),
+        ("/api/bureau/programs/{year}", "get"),
+        ("/api/bureau/programs/{year}", "patch"),
+        ("/api/bureau/audit", "get"),
+        ("/api/bureau/audit/verify", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} missing from /openapi.json"
+        );
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]

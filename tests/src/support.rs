@@ -58,7 +58,13 @@ impl TestApp {
     }
 
     /// A JSON request with an optional bearer token.
-    pub async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         self.send(request(method, uri, token, body)).await
     }
 
@@ -98,8 +104,12 @@ impl TestApp {
     /// Many eligible firms inserted in one statement (no password work), with sessions.
     pub async fn firms_in_bulk(&self, count: u32, offset: u32) -> Vec<(Uuid, String)> {
         let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
-        let usccs: Vec<String> = (0..count).map(|i| test_uscc(offset + i).to_string()).collect();
-        let names: Vec<String> = (0..count).map(|i| format!("批量企业{}", offset + i)).collect();
+        let usccs: Vec<String> = (0..count)
+            .map(|i| test_uscc(offset + i).to_string())
+            .collect();
+        let names: Vec<String> = (0..count)
+            .map(|i| format!("批量企业{}", offset + i))
+            .collect();
         sqlx::query(
             r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
                select id, uscc, name, 'C3911', '宝安区', '张三', '13800000000', 'x', true
@@ -127,7 +137,9 @@ impl TestApp {
         )
         .await
         .unwrap();
-        auth::staff_session(&self.state, staff.id, username, role).unwrap().token
+        auth::staff_session(&self.state, staff.id, username, role)
+            .unwrap()
+            .token
     }
 }
 
@@ -163,18 +175,35 @@ impl Reply {
     /// Asserts a problem response with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "{}", self.text());
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         assert_eq!(self.json()["code"], code, "{}", self.text());
     }
 }
 
 /// Sends one request through the router.
 pub async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app.clone().oneshot(request).await.expect("infallible router");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible router");
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
-    Reply { status, headers, body }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// A JSON request with an optional bearer token.
@@ -204,18 +233,23 @@ pub fn raw(method: &str, uri: &str, content_type: &str, body: impl Into<Body>) -
 
 /// A GET.
 pub fn get(uri: &str) -> Request<Body> {
-    Request::builder().uri(uri).body(Body::empty()).expect("request")
+    Request::builder()
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request")
 }
 
 /// The journal balances and every voucher's row agrees with its journal account.
 pub async fn assert_ledger_consistent(pool: &PgPool) {
-    let unbalanced: i64 = sqlx::query_scalar(
-        "select count(*) from journal where amount <= 0 or debit = credit",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(unbalanced, 0, "every journal entry moves a positive amount between two accounts");
+    let unbalanced: i64 =
+        sqlx::query_scalar("select count(*) from journal where amount <= 0 or debit = credit")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        unbalanced, 0,
+        "every journal entry moves a positive amount between two accounts"
+    );
     let mismatched: i64 = sqlx::query_scalar(
         r#"select count(*) from vouchers v
            where v.face_value - v.redeemed - case when v.status in ('cancelled', 'lapsed', 'expired')
@@ -227,7 +261,10 @@ pub async fn assert_ledger_consistent(pool: &PgPool) {
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!(mismatched, 0, "every voucher's balance equals its journal account");
+    assert_eq!(
+        mismatched, 0,
+        "every voucher's balance equals its journal account"
+    );
     let firm_mismatch: i64 = sqlx::query_scalar(
         r#"select count(*) from firm_years fy
            where fy.granted <> coalesce((select sum(v.face_value) from vouchers v
@@ -237,5 +274,8 @@ pub async fn assert_ledger_consistent(pool: &PgPool) {
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!(firm_mismatch, 0, "every firm's granted total equals its live vouchers' face values");
+    assert_eq!(
+        firm_mismatch, 0,
+        "every firm's granted total equals its live vouchers' face values"
+    );
 }

@@ -14,11 +14,14 @@ use crate::support::TestApp;
 /// signature must verify over `header.payload`. Returns the payload.
 fn verify_with_jwks(jwks: &Value, token: &str) -> Result<Value, String> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err("not three parts".into());
     };
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     if header["alg"] != "EdDSA" {
         return Err(format!("alg {}", header["alg"]));
     }
@@ -29,13 +32,17 @@ fn verify_with_jwks(jwks: &Value, token: &str) -> Result<Value, String> {
         .iter()
         .find(|k| k["kid"] == kid)
         .ok_or("unknown kid")?;
-    assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+        (Some("OKP"), Some("Ed25519"))
+    );
     let public = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|e| e.to_string())?;
     UnparsedPublicKey::new(&ED25519, public)
         .verify(format!("{h}.{p}").as_bytes(), &signature)
         .map_err(|_| "bad signature".to_string())?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())
 }
 
 fn b64(v: &Value) -> String {
@@ -48,11 +55,19 @@ async fn an_issued_token_verifies_with_the_jwks_alone_and_tampering_is_refused(p
     let platform = app.platform("云平台", 1).await;
     let (firm_id, session, uscc) = app.firm(1, true).await;
     let voucher = app
-        .call("POST", "/api/portal/vouchers", Some(&session), Some(json!({"platform_id": platform, "annual_fee": "50000.00"})))
+        .call(
+            "POST",
+            "/api/portal/vouchers",
+            Some(&session),
+            Some(json!({"platform_id": platform, "annual_fee": "50000.00"})),
+        )
         .await
         .json();
     let jws = voucher["token"].as_str().unwrap().to_owned();
-    let jwks = app.call("GET", "/.well-known/jwks.json", None, None).await.json();
+    let jwks = app
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await
+        .json();
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     assert_eq!(jwks["keys"][0]["use"], "sig");
 
@@ -76,22 +91,43 @@ async fn an_issued_token_verifies_with_the_jwks_alone_and_tampering_is_refused(p
     let mut other_kid = header.clone();
     other_kid["kid"] = json!("not-a-key");
     let unknown_kid = format!("{}.{}.{}", b64(&other_kid), parts[1], parts[2]);
-    let alg_none = format!("{}.{}.", b64(&json!({"alg": "none", "kid": header["kid"]})), parts[1]);
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": header["kid"]})),
+        parts[1]
+    );
 
     let keys = app.state.keys.get();
     let now = app.state.clock.now().unix_timestamp();
-    assert_eq!(token::verify(&keys, &jws, now).unwrap().jti.to_string(), voucher["id"].as_str().unwrap());
+    assert_eq!(
+        token::verify(&keys, &jws, now).unwrap().jti.to_string(),
+        voucher["id"].as_str().unwrap()
+    );
     let cases = [
         ("changed payload", changed_payload, TokenError::Signature),
-        ("changed signature", changed_signature, TokenError::Signature),
+        (
+            "changed signature",
+            changed_signature,
+            TokenError::Signature,
+        ),
         ("unknown kid", unknown_kid, TokenError::UnknownKey),
         ("alg none", alg_none, TokenError::Algorithm),
     ];
     for (what, forged, ours) in cases {
-        assert!(verify_with_jwks(&jwks, &forged).is_err(), "{what}: the independent verifier refuses it");
-        assert_eq!(token::verify(&keys, &forged, now), Err(ours), "{what}: the server refuses it");
+        assert!(
+            verify_with_jwks(&jwks, &forged).is_err(),
+            "{what}: the independent verifier refuses it"
+        );
+        assert_eq!(
+            token::verify(&keys, &forged, now),
+            Err(ours),
+            "{what}: the server refuses it"
+        );
     }
-    assert_eq!(token::verify(&keys, &jws, claims["exp"].as_i64().unwrap()), Err(TokenError::Expired));
+    assert_eq!(
+        token::verify(&keys, &jws, claims["exp"].as_i64().unwrap()),
+        Err(TokenError::Expired)
+    );
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
@@ -103,9 +139,14 @@ async fn after_rotation_old_vouchers_still_verify_and_new_ones_use_the_new_key(p
         let app = &app;
         let session = session.clone();
         async move {
-            app.call("POST", "/api/portal/vouchers", Some(&session), Some(json!({"platform_id": platform, "annual_fee": fee})))
-                .await
-                .json()
+            app.call(
+                "POST",
+                "/api/portal/vouchers",
+                Some(&session),
+                Some(json!({"platform_id": platform, "annual_fee": fee})),
+            )
+            .await
+            .json()
         }
     };
     let old = claim("1000.00").await;
@@ -113,21 +154,53 @@ async fn after_rotation_old_vouchers_still_verify_and_new_ones_use_the_new_key(p
     let new_kid = app.state.keys.rotate().unwrap();
     assert_ne!(old_kid, new_kid);
     let new = claim("2000.00").await;
-    let jwks = app.call("GET", "/.well-known/jwks.json", None, None).await.json();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()), "{kids:?}");
+    let jwks = app
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await
+        .json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{kids:?}"
+    );
     verify_with_jwks(&jwks, old["token"].as_str().unwrap()).expect("old voucher verifies");
-    let new_claims = verify_with_jwks(&jwks, new["token"].as_str().unwrap()).expect("new voucher verifies");
+    let new_claims =
+        verify_with_jwks(&jwks, new["token"].as_str().unwrap()).expect("new voucher verifies");
     assert_eq!(new_claims["jti"], new["id"]);
     let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD.decode(new["token"].as_str().unwrap().split('.').next().unwrap()).unwrap(),
+        &URL_SAFE_NO_PAD
+            .decode(new["token"].as_str().unwrap().split('.').next().unwrap())
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(header["kid"], new_kid);
     // Once the old key's only voucher is gone, the JWKS stops publishing it.
-    let cancel = app.call("POST", &format!("/api/portal/vouchers/{}/cancel", old["id"].as_str().unwrap()), Some(&session), None).await;
+    let cancel = app
+        .call(
+            "POST",
+            &format!(
+                "/api/portal/vouchers/{}/cancel",
+                old["id"].as_str().unwrap()
+            ),
+            Some(&session),
+            None,
+        )
+        .await;
     assert_eq!(cancel.status.as_u16(), 200);
-    let jwks = app.call("GET", "/.well-known/jwks.json", None, None).await.json();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let jwks = app
+        .call("GET", "/.well-known/jwks.json", None, None)
+        .await
+        .json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(kids, vec![new_kid.as_str()]);
 }
