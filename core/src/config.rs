@@ -56,6 +56,9 @@ pub struct ServeConfig {
     pub bootstrap_admin: Option<BootstrapAdmin>,
     /// `VOUCHER_KEY_DIR`: signing keys, created on first start.
     pub key_dir: PathBuf,
+    /// `VOUCHER_PLATFORM_RATE` / `VOUCHER_PLATFORM_BURST`: requests per second and burst per
+    /// platform API key (default 100 and 200).
+    pub rate_limits: crate::platform::RateLimits,
 }
 
 /// Reads variables; `std::env::var` in production, a map in tests.
@@ -146,7 +149,20 @@ impl ServeConfig {
         if key_dir.exists() && !key_dir.is_dir() {
             return Err(invalid("VOUCHER_KEY_DIR", "exists and is not a directory"));
         }
+        let defaults = crate::platform::RateLimits::default();
+        let count = |name: &'static str, default: u32| match source.get(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(invalid(name, "must be a whole number of at least 1")),
+            },
+        };
+        let rate_limits = crate::platform::RateLimits {
+            per_second: count("VOUCHER_PLATFORM_RATE", defaults.per_second)?,
+            burst: count("VOUCHER_PLATFORM_BURST", defaults.burst)?,
+        };
         Ok(ServeConfig {
+            rate_limits,
             database,
             db_max_connections,
             redis_url,

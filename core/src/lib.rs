@@ -12,10 +12,12 @@ pub mod json;
 pub mod keys;
 pub mod ledger;
 pub mod money;
+pub mod platform;
 pub mod state;
 pub mod telemetry;
 pub mod token;
 pub mod uscc;
+pub mod vouchers;
 
 pub use error::{ApiError, ErrorCode};
 pub use json::Json;

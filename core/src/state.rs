@@ -10,6 +10,7 @@ use voucher_rules::Catalogue;
 use crate::auth::LoginThrottle;
 use crate::cache::Redis;
 use crate::keys::KeyRing;
+use crate::platform::{PlatformAuth, RateLimits};
 use crate::telemetry::Metrics;
 
 /// Business dates, months and program years are in Asia/Shanghai (UTC+8 all year).
@@ -32,16 +33,21 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     /// The time, settable in tests.
     pub clock: Clock,
+    /// Platform key checks and rate limits.
+    pub platform_auth: PlatformAuth,
 }
 
 impl AppState {
     /// Builds the state, opening (and on first start creating) the key directory.
     pub fn new(db: PgPool, redis: Redis, key_dir: &Path) -> anyhow::Result<AppState> {
         let rules = Catalogue::load().map_err(|e| anyhow::anyhow!("policy parameters: {e}"))?;
+        let metrics = Metrics::new();
+        let platform_auth = PlatformAuth::new(RateLimits::default(), metrics.registry());
         Ok(AppState {
             db,
             redis,
-            metrics: Metrics::new(),
+            metrics,
+            platform_auth,
             keys: KeyRing::open(key_dir)?,
             rules: Arc::new(rules),
             throttle: LoginThrottle::default(),

@@ -16,6 +16,7 @@ use voucher_core::auth::FirmSession;
 use voucher_core::error::is_constraint;
 use voucher_core::ledger::{self, Account, Kind, Posting};
 use voucher_core::token::{self, VoucherClaims};
+use voucher_core::vouchers::effective_status;
 use voucher_core::{code, ApiError, AppState, ErrorCode, Json, Money};
 
 use crate::programs::{self, Program};
@@ -276,8 +277,10 @@ async fn claim_in_tx(
     let d = decide(&mut tx, firm_id, request, year, true).await?;
     let now = state.clock.now();
     let issued_at = now.replace_nanosecond(0).unwrap_or(now);
-    let lapses_at = issued_at + time::Duration::days(i64::from(d.program.claim_validity_days));
     let expires_at = d.program.redeem_deadline;
+    // Unused by then, it lapses; never later than the redeem deadline.
+    let lapses_at = (issued_at + time::Duration::days(i64::from(d.program.claim_validity_days)))
+        .min(expires_at);
     let id = Uuid::now_v7();
     let keys = state.keys.get();
     let mut inserted = false;
@@ -438,22 +441,6 @@ async fn list_where(
             })
         })
         .collect()
-}
-
-/// The status a voucher has now: the nightly job writes lapse and expiry, but a voucher past
-/// its dates reads as lapsed or expired at once, as redemption treats it.
-pub fn effective_status(
-    stored: &str,
-    redemption_count: i32,
-    lapses_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-    now: OffsetDateTime,
-) -> &str {
-    match stored {
-        "active" | "exhausted" if now > expires_at => "expired",
-        "active" if redemption_count == 0 && now > lapses_at => "lapsed",
-        other => other,
-    }
 }
 
 /// The firm's vouchers, newest first.

@@ -15,4 +15,6 @@ mod foundation;
 #[cfg(test)]
 mod portal;
 #[cfg(test)]
+mod redemption;
+#[cfg(test)]
 mod tokens;

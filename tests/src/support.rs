@@ -126,6 +126,41 @@ impl TestApp {
             .collect()
     }
 
+    /// A platform registered through the bureau API, with its first API key.
+    pub async fn platform_with_key(&self, n: u32) -> (Uuid, String) {
+        let admin = self.staff(&format!("padmin{n}"), Role::Admin).await;
+        let uscc = Uscc::with_check_digits("91440300", &format!("MA5K{n:04}")).unwrap();
+        let reply = self
+            .call(
+                "POST",
+                "/api/bureau/platforms",
+                Some(&admin),
+                Some(json!({"name": format!("平台{n}"), "uscc": uscc})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        let body = reply.json();
+        (
+            body["id"].as_str().unwrap().parse().unwrap(),
+            body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A voucher claimed through the portal by a new eligible firm `n`.
+    pub async fn voucher(&self, platform: Uuid, n: u32, annual_fee: &str) -> Value {
+        let (_, token, _) = self.firm(n, true).await;
+        let reply = self
+            .call(
+                "POST",
+                "/api/portal/vouchers",
+                Some(&token),
+                Some(json!({"platform_id": platform, "annual_fee": annual_fee})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        reply.json()
+    }
+
     /// A staff session of `role`, the account created through the issuer's use case.
     pub async fn staff(&self, username: &str, role: Role) -> String {
         let staff = voucher_issuer::staff::create_staff(
@@ -206,6 +241,14 @@ pub async fn send(app: &Router, request: Request<Body>) -> Reply {
     }
 }
 
+/// A redemption request with its Idempotency-Key.
+pub fn redemption(api_key: &str, idempotency_key: &str, body: Value) -> Request<Body> {
+    let mut r = request("POST", "/v1/redemptions", Some(api_key), Some(body));
+    r.headers_mut()
+        .insert("idempotency-key", idempotency_key.parse().unwrap());
+    r
+}
+
 /// A JSON request with an optional bearer token.
 pub fn request(method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
@@ -278,4 +321,14 @@ pub async fn assert_ledger_consistent(pool: &PgPool) {
         firm_mismatch, 0,
         "every firm's granted total equals its live vouchers' face values"
     );
+}
+
+/// A session for the firm that holds `voucher`.
+pub async fn firm_token(app: &TestApp, voucher: &Value) -> String {
+    let firm: Uuid = sqlx::query_scalar("select firm_id from vouchers where id = $1::uuid")
+        .bind(voucher["id"].as_str().unwrap())
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    auth::firm_session(&app.state, firm).unwrap().token
 }
