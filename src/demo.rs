@@ -18,20 +18,40 @@ fn uscc(registration: &str, organisation: &str) -> anyhow::Result<Uscc> {
 /// Loads what is missing and says what the demo logins are.
 pub async fn load(pool: &PgPool) -> anyhow::Result<String> {
     let mut lines = vec!["demo data:".to_owned()];
-    for (name, org) in [
+    let platforms = [
         ("云启工业云 (demo)", "MA5DPF01"),
         ("智造软件平台 (demo)", "MA5DPF02"),
-    ] {
+    ];
+    for (i, (name, org)) in platforms.into_iter().enumerate() {
         let code = uscc("91440300", org)?;
         let mut tx = pool.begin().await?;
         match voucher_redeemer::platforms::register(&mut tx, &Actor::System, name, &code).await {
-            Ok(p) => {
-                tx.commit().await?;
-                lines.push(format!("  platform {} ({})", p.name, p.id));
-            }
+            Ok(_) => tx.commit().await?,
             Err(e) if e.code() == ErrorCode::AlreadyRegistered => {}
             Err(e) => anyhow::bail!("demo platform: {e}"),
         }
+        let mut tx = pool.begin().await?;
+        let id: uuid::Uuid = sqlx::query_scalar("select id from platforms where uscc = $1")
+            .bind(code.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut line = format!("  platform {name}: id {id}");
+        if i == 0 {
+            // A key is shown only once, so each load revokes the demo's earlier keys and prints
+            // a fresh one.
+            sqlx::query(
+                "update api_keys set revoked_at = now() where platform_id = $1 and revoked_at is null",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let key = voucher_redeemer::admin::issue_key(&mut tx, &Actor::System, id)
+                .await
+                .map_err(|e| anyhow::anyhow!("demo key: {e}"))?;
+            line.push_str(&format!(", API key {}", key.api_key));
+        }
+        tx.commit().await?;
+        lines.push(line);
     }
     let demo_firms = [
         ("宝安精密模具有限公司 (demo)", "MA5DFM01", "C3525", "宝安区"),

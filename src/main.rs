@@ -213,11 +213,12 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
     };
     let pool = db::connect(config.database.clone(), config.db_max_connections).await?;
     db::check_schema(&pool).await?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         pool.clone(),
         Redis::new(&config.redis_url)?,
         &config.key_dir,
     )?;
+    state.platform_auth.limits = config.rate_limits;
     if let Some(admin) = &config.bootstrap_admin {
         if voucher_issuer::staff::bootstrap_admin(&pool, admin).await? {
             tracing::info!(staff.username = %admin.username, "created the first admin from VOUCHER_BOOTSTRAP_ADMIN");

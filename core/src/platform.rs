@@ -124,14 +124,14 @@ impl PlatformAuth {
     }
 
     /// Takes a token for `key_id`; `Err(rate_limited)` when the bucket is empty.
-    async fn take(&self, state: &AppState, key_id: Uuid) -> Result<(), ApiError> {
+    async fn take(&self, state: &AppState, key_hash: &[u8]) -> Result<(), ApiError> {
         let Some(mut conn) = state.redis.connection().await else {
             self.redis_down();
             return Ok(());
         };
         let reply: redis::RedisResult<u64> = self
             .script
-            .key(format!("ratelimit:key:{key_id}"))
+            .key(format!("ratelimit:key:{}", hex(&key_hash[..16])))
             .arg(self.limits.per_second)
             .arg(self.limits.burst)
             .invoke_async(&mut conn)
@@ -164,7 +164,7 @@ impl PlatformAuth {
 
     /// Whether this process should write `last_used_at` now: at most once a minute per key,
     /// so the key row never becomes a row every request writes.
-    fn should_touch(&self, key_id: Uuid) -> bool {
+    pub fn should_touch(&self, key_id: Uuid) -> bool {
         let mut map = self
             .last_used_written
             .lock()
@@ -192,36 +192,62 @@ impl FromRequestParts<AppState> for PlatformKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = PlatformCredential::from_request_parts(parts, state).await?;
+        let row = sqlx::query!(
+            r#"select k.id, k.platform_id from api_keys k join platforms p on p.id = k.platform_id
+               where k.hash = $1 and k.revoked_at is null and p.active"#,
+            credential.hash
+        )
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+        touch(state, row.id);
+        Ok(PlatformKey {
+            platform_id: row.platform_id,
+            key_id: row.id,
+        })
+    }
+}
+
+/// Records that a key was used, at most once a minute per key and off the request's path.
+pub fn touch(state: &AppState, key_id: Uuid) {
+    if state.platform_auth.should_touch(key_id) {
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            let _ = sqlx::query!(
+                r#"update api_keys set last_used_at = now() where id = $1"#,
+                key_id
+            )
+            .execute(&db)
+            .await;
+        });
+    }
+}
+
+/// A well-formed platform key, hashed and within its rate limit, not yet looked up: the
+/// redemption checks it inside its one database round trip.
+#[derive(Debug, Clone)]
+pub struct PlatformCredential {
+    /// SHA-256 of the key, as `api_keys.hash` stores it.
+    pub hash: Vec<u8>,
+}
+
+impl FromRequestParts<AppState> for PlatformCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer(parts)?;
         if !credential.starts_with(KEY_PREFIX) {
             return Err(ApiError::unauthorized(
                 "expected a platform API key (vk_live_...)",
             ));
         }
-        let row = sqlx::query!(
-            r#"select k.id, k.platform_id from api_keys k join platforms p on p.id = k.platform_id
-               where k.hash = $1 and k.revoked_at is null and p.active"#,
-            hash_key(credential)
-        )
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
-        state.platform_auth.take(state, row.id).await?;
-        if state.platform_auth.should_touch(row.id) {
-            let db = state.db.clone();
-            let key_id = row.id;
-            tokio::spawn(async move {
-                let _ = sqlx::query!(
-                    r#"update api_keys set last_used_at = now() where id = $1"#,
-                    key_id
-                )
-                .execute(&db)
-                .await;
-            });
-        }
-        Ok(PlatformKey {
-            platform_id: row.platform_id,
-            key_id: row.id,
-        })
+        let hash = hash_key(credential);
+        state.platform_auth.take(state, &hash).await?;
+        Ok(PlatformCredential { hash })
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

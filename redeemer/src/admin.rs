@@ -46,7 +46,8 @@ pub struct IssuedKey {
     pub api_key: String,
 }
 
-async fn issue_key(
+/// Issues a key in the caller's transaction (the endpoints and the demo data).
+pub async fn issue_key(
     conn: &mut sqlx::PgConnection,
     actor: &Actor,
     platform_id: Uuid,

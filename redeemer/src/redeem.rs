@@ -11,7 +11,7 @@ use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::error::is_constraint;
 use voucher_core::ledger::{self, Account, Kind, Posting};
-use voucher_core::platform::PlatformKey;
+use voucher_core::platform::{self, PlatformCredential, PlatformKey};
 use voucher_core::state::SHANGHAI;
 use voucher_core::token::{self, TokenError};
 use voucher_core::vouchers::effective_status;
@@ -49,7 +49,11 @@ enum Presented {
 
 /// Reads what the platform presented. A token is checked offline first (signature, key,
 /// expiry, binding); a code is only checked for form here.
-fn presented(state: &AppState, platform_id: Uuid, voucher: &str) -> Result<Presented, ApiError> {
+fn presented(
+    state: &AppState,
+    platform_id: Option<Uuid>,
+    voucher: &str,
+) -> Result<Presented, ApiError> {
     let voucher = voucher.trim();
     if voucher.contains('.') {
         let claims = token::verify(
@@ -64,7 +68,7 @@ fn presented(state: &AppState, platform_id: Uuid, voucher: &str) -> Result<Prese
             ),
             other => ApiError::new(ErrorCode::InvalidVoucher, other.to_string()),
         })?;
-        if claims.platform != platform_id {
+        if platform_id.is_some_and(|p| p != claims.platform) {
             return Err(ApiError::new(
                 ErrorCode::WrongPlatform,
                 "this voucher is bound to another platform",
@@ -140,7 +144,7 @@ pub async fn verify(
     key: PlatformKey,
     Json(request): Json<VerifyRequest>,
 ) -> Result<Json<Verified>, ApiError> {
-    let (id, code) = match presented(&state, key.platform_id, &request.voucher)? {
+    let (id, code) = match presented(&state, Some(key.platform_id), &request.voucher)? {
         Presented::Token(id) => (Some(id), None),
         Presented::Code(code) => (None, Some(code)),
     };
@@ -320,7 +324,7 @@ fn replayed(mut response: Response) -> Response {
         (status = 429, body = voucher_core::error::Problem, description = "`rate_limited`")))]
 pub async fn redeem(
     State(state): State<AppState>,
-    key: PlatformKey,
+    credential: PlatformCredential,
     IdempotencyKey(idempotency_key): IdempotencyKey,
     Json(request): Json<RedemptionRequest>,
 ) -> Result<Response, ApiError> {
@@ -329,25 +333,19 @@ pub async fn redeem(
     let mut fingerprint_input = b"POST /v1/redemptions\n".to_vec();
     fingerprint_input.extend_from_slice(&canonical);
     let fingerprint = digest(&SHA256, &fingerprint_input).as_ref().to_vec();
-    let mut lock_input = key.platform_id.as_bytes().to_vec();
-    lock_input.extend_from_slice(idempotency_key.as_bytes());
-    let lock_digest = digest(&SHA256, &lock_input);
-    let mut lock_bytes = [0u8; 8];
-    lock_bytes.copy_from_slice(&lock_digest.as_ref()[..8]);
-    let lock = i64::from_be_bytes(lock_bytes);
-    let (voucher_id, code) = match presented(&state, key.platform_id, &request.voucher)? {
+    // The binding to the caller is checked with the API key, inside the one round trip.
+    let (voucher_id, code) = match presented(&state, None, &request.voucher)? {
         Presented::Token(id) => (Some(id), None),
         Presented::Code(code) => (None, Some(code)),
     };
     let now = state.clock.now();
     let result = sqlx::query!(
-        r#"select outcome as "outcome!", detail, replayed as "replayed!", redemption_id, voucher_id,
-                  discount, voucher_remaining, created_at
-           from redeem_voucher($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
-        key.platform_id,
+        r#"select outcome as "outcome!", detail, replayed as "replayed!", key_id, redemption_id,
+                  voucher_id, discount, voucher_remaining, created_at
+           from redeem_voucher($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
+        credential.hash,
         idempotency_key,
         fingerprint,
-        lock,
         voucher_id,
         code,
         request.invoice_no,
@@ -367,8 +365,9 @@ pub async fn redeem(
             let detail = "this platform already redeemed against this invoice number";
             sqlx::query!(
                 r#"insert into idempotency_keys (platform_id, key, fingerprint, outcome, detail)
-                   values ($1, $2, $3, 'duplicate_invoice', $4) on conflict do nothing"#,
-                key.platform_id,
+                   select platform_id, $2, $3, 'duplicate_invoice', $4 from api_keys where hash = $1
+                   on conflict do nothing"#,
+                credential.hash,
                 idempotency_key,
                 fingerprint,
                 detail
@@ -379,36 +378,41 @@ pub async fn redeem(
         }
         Err(e) => return Err(e.into()),
     };
-    let response = if row.outcome == "created" {
-        let money = |d: Option<rust_decimal::Decimal>| {
-            Money::from_decimal(d.unwrap_or_default()).map_err(anyhow::Error::from)
-        };
-        let discount = money(row.discount)?;
-        let body = Redemption {
-            id: row
-                .redemption_id
-                .ok_or_else(|| anyhow::anyhow!("created without an id"))?,
-            voucher_id: row
-                .voucher_id
-                .ok_or_else(|| anyhow::anyhow!("created without a voucher"))?,
-            invoice_no: request.invoice_no,
-            bill_amount: request.bill_amount,
-            discount,
-            payable: request
-                .bill_amount
-                .checked_sub(discount)
-                .map_err(anyhow::Error::from)?,
-            voucher_remaining: money(row.voucher_remaining)?,
-            status: "active".to_owned(),
-            created_at: row
-                .created_at
-                .ok_or_else(|| anyhow::anyhow!("created without a time"))?,
-            contract_no: request.contract_no,
-            billing_period: request.billing_period,
-        };
-        (StatusCode::CREATED, Json(body)).into_response()
-    } else {
-        outcome_error(&row.outcome, row.detail.unwrap_or_default()).into_response()
+    if let Some(key_id) = row.key_id {
+        platform::touch(&state, key_id);
+    }
+    let response = match row.outcome.as_str() {
+        "created" => {
+            let money = |d: Option<rust_decimal::Decimal>| {
+                Money::from_decimal(d.unwrap_or_default()).map_err(anyhow::Error::from)
+            };
+            let discount = money(row.discount)?;
+            let body = Redemption {
+                id: row
+                    .redemption_id
+                    .ok_or_else(|| anyhow::anyhow!("created without an id"))?,
+                voucher_id: row
+                    .voucher_id
+                    .ok_or_else(|| anyhow::anyhow!("created without a voucher"))?,
+                invoice_no: request.invoice_no,
+                bill_amount: request.bill_amount,
+                discount,
+                payable: request
+                    .bill_amount
+                    .checked_sub(discount)
+                    .map_err(anyhow::Error::from)?,
+                voucher_remaining: money(row.voucher_remaining)?,
+                status: "active".to_owned(),
+                created_at: row
+                    .created_at
+                    .ok_or_else(|| anyhow::anyhow!("created without a time"))?,
+                contract_no: request.contract_no,
+                billing_period: request.billing_period,
+            };
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        "unauthorized" => return Err(ApiError::unauthorized(row.detail.unwrap_or_default())),
+        other => outcome_error(other, row.detail.unwrap_or_default()).into_response(),
     };
     Ok(if row.replayed {
         replayed(response)

@@ -6,24 +6,14 @@ use axum::http::StatusCode;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::support::{assert_ledger_consistent, request, TestApp};
-
-/// A pool of its own on the test database, wider than the test harness's, so requests really
-/// run side by side in Postgres.
-async fn pool(_harness: PgPoolOptions, connect: PgConnectOptions) -> sqlx::PgPool {
-    PgPoolOptions::new()
-        .max_connections(40)
-        .connect_with(connect)
-        .await
-        .unwrap()
-}
+use crate::support::{assert_ledger_consistent, request, wide_pool, TestApp};
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
 async fn claims_by_2100_firms_at_once_admit_exactly_2000(
-    options: PgPoolOptions,
+    _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = pool(options, connect).await;
+    let pool = wide_pool(connect).await;
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台", 1).await;
     let firms = app.firms_in_bulk(2100, 0).await;
@@ -77,10 +67,10 @@ async fn claims_by_2100_firms_at_once_admit_exactly_2000(
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
 async fn twenty_claims_by_one_firm_at_once_are_granted_exactly_its_cap(
-    options: PgPoolOptions,
+    _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = pool(options, connect).await;
+    let pool = wide_pool(connect).await;
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台", 2).await;
     let (firm_id, token) = app.firms_in_bulk(1, 0).await.remove(0);

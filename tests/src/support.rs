@@ -323,6 +323,16 @@ pub async fn assert_ledger_consistent(pool: &PgPool) {
     );
 }
 
+/// A pool of its own on a test database, wider than the harness's, so concurrent requests
+/// really run side by side in Postgres.
+pub async fn wide_pool(connect: sqlx::postgres::PgConnectOptions) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(40)
+        .connect_with(connect)
+        .await
+        .unwrap()
+}
+
 /// A session for the firm that holds `voucher`.
 pub async fn firm_token(app: &TestApp, voucher: &Value) -> String {
     let firm: Uuid = sqlx::query_scalar("select firm_id from vouchers where id = $1::uuid")

@@ -1,0 +1,353 @@
+//! `voucher-bench`: what `ops/bench-redeem` drives. `load` puts N signed vouchers straight into
+//! the database (as claims would have left them, journal included); `drive` fires redemptions
+//! over loopback HTTP, closed-loop with C connections, or open-loop at a fixed rate, and prints
+//! one JSON line of figures.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use uuid::Uuid;
+use voucher_core::keys::KeyRing;
+use voucher_core::platform::generate_key;
+use voucher_core::token::{self, VoucherClaims};
+use voucher_core::Uscc;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a platform with a key and N vouchers of 50,000.00 for it (DATABASE_URL,
+    /// VOUCHER_KEY_DIR); prints the API key, writes the tokens to --out.
+    Load {
+        #[arg(long)]
+        vouchers: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Redeem for --seconds with --clients connections; prints a JSON line.
+    Drive {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        clients: usize,
+        #[arg(long)]
+        seconds: u64,
+        /// Open loop: this many requests per second in total (latency from the scheduled time).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Use only the first voucher (one hot row).
+        #[arg(long)]
+        hot: bool,
+        /// Tag for the invoice numbers, unique per run.
+        #[arg(long)]
+        tag: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Load { vouchers, out } => load(vouchers, out).await,
+        Command::Drive {
+            addr,
+            key,
+            tokens,
+            clients,
+            seconds,
+            rate,
+            hot,
+            tag,
+        } => drive(addr, key, tokens, clients, seconds, rate, hot, tag).await,
+    }
+}
+
+async fn load(n: u32, out: PathBuf) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+    let ring = KeyRing::open(&PathBuf::from(std::env::var("VOUCHER_KEY_DIR")?))?;
+    let keys = ring.get();
+    let year: i32 = sqlx::query_scalar("select max(year) from program_years")
+        .fetch_one(&pool)
+        .await?;
+    let deadline: time::OffsetDateTime =
+        sqlx::query_scalar("select redeem_deadline from program_years where year = $1")
+            .bind(year)
+            .fetch_one(&pool)
+            .await?;
+    let platform = Uuid::now_v7();
+    let platform_uscc =
+        Uscc::with_check_digits("91440300", "MA5BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("insert into platforms (id, name, uscc) values ($1, 'bench platform', $2)")
+        .bind(platform)
+        .bind(platform_uscc.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let key = generate_key()?;
+    sqlx::query("insert into api_keys (id, platform_id, display, hash) values ($1, $2, $3, $4)")
+        .bind(Uuid::now_v7())
+        .bind(platform)
+        .bind(&key.display)
+        .bind(&key.hash)
+        .execute(&mut *tx)
+        .await?;
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    let (mut firm_ids, mut usccs, mut voucher_ids, mut codes, mut tokens, mut kids) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for i in 0..n {
+        let firm = Uuid::now_v7();
+        let uscc = Uscc::with_check_digits("91440306", &format!("MB{i:06}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let id = Uuid::now_v7();
+        let code = bench_code(year, i);
+        let claims = VoucherClaims {
+            iss: token::ISSUER.into(),
+            jti: id,
+            sub: uscc.to_string(),
+            firm,
+            platform,
+            year,
+            face_value: "50000.00".into(),
+            code: code.clone(),
+            iat: now.unix_timestamp(),
+            exp: deadline.unix_timestamp(),
+        };
+        let (jws, kid) = token::sign(&keys, &claims)?;
+        firm_ids.push(firm);
+        usccs.push(uscc.to_string());
+        voucher_ids.push(id);
+        codes.push(code);
+        tokens.push(jws);
+        kids.push(kid);
+    }
+    sqlx::query(
+        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
+           select id, uscc, 'bench firm', 'C3911', '宝安区', 'bench', '13800000000', 'x', true
+           from unnest($1::uuid[], $2::text[]) as t(id, uscc)"#,
+    )
+    .bind(&firm_ids)
+    .bind(&usccs)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"insert into firm_years (firm_id, year, admitted, cap, granted)
+           select id, $2, true, 50000, 50000 from unnest($1::uuid[]) as t(id)"#,
+    )
+    .bind(&firm_ids)
+    .bind(year)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"insert into vouchers (id, code, year, firm_id, platform_id, annual_fee, face_value, kid, token,
+                                 issued_at, lapses_at, expires_at)
+           select v, c, $5, f, $6, 166666.67, 50000, k, t, $7, $8, $8
+           from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $9::text[]) as x(v, c, f, t, k)"#,
+    )
+    .bind(&voucher_ids)
+    .bind(&codes)
+    .bind(&firm_ids)
+    .bind(&tokens)
+    .bind(year)
+    .bind(platform)
+    .bind(now)
+    .bind(deadline)
+    .bind(&kids)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"insert into journal (kind, debit, credit, amount, year, voucher_id)
+           select 'issue', 'voucher:' || v, 'budget:' || $2, 50000, $2, v from unnest($1::uuid[]) as x(v)"#,
+    )
+    .bind(&voucher_ids)
+    .bind(year)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("update program_years set firm_quota = greatest(firm_quota, $2), firms_admitted = firms_admitted + $2 where year = $1")
+        .bind(year)
+        .bind(i32::try_from(n)?)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    std::fs::write(&out, tokens.join("\n"))?;
+    println!("{}", key.secret);
+    Ok(())
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a CLI's flags, passed straight through"
+)]
+async fn drive(
+    addr: String,
+    key: String,
+    tokens: PathBuf,
+    clients: usize,
+    seconds: u64,
+    rate: Option<u64>,
+    hot: bool,
+    tag: String,
+) -> anyhow::Result<()> {
+    let mut tokens: Vec<String> = std::fs::read_to_string(tokens)?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    if hot {
+        tokens.truncate(1);
+    }
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    // Open loop: a ticker hands out scheduled send times; latency counts from them, so a slow
+    // server cannot hide its queueing (no coordinated omission).
+    let (tx, rx) = async_channel(rate, until);
+    let mut workers = Vec::new();
+    for w in 0..clients {
+        let (addr, key, tokens, next, tag, rx) = (
+            addr.clone(),
+            key.clone(),
+            Arc::clone(&tokens),
+            Arc::clone(&next),
+            tag.clone(),
+            rx.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut latencies = Vec::new();
+            let (mut ok, mut errors) = (0u64, 0u64);
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            loop {
+                let scheduled = match &rx {
+                    Some(rx) => match rx.lock().await.recv().await {
+                        Some(at) => at,
+                        None => break,
+                    },
+                    None => {
+                        if Instant::now() >= until {
+                            break;
+                        }
+                        Instant::now()
+                    }
+                };
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let token = &tokens[(n as usize) % tokens.len()];
+                let body = serde_json::json!({
+                    "voucher": token, "invoice_no": format!("{tag}-{w}-{n}"), "bill_amount": "10.00"
+                })
+                .to_string();
+                let request = hyper::Request::post("/v1/redemptions")
+                    .header("host", &addr)
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", format!("{tag}-{w}-{n}"))
+                    .body(Full::new(Bytes::from(body)))?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                latencies.push(scheduled.elapsed());
+                *statuses.entry(status.as_u16()).or_default() += 1;
+                if status != hyper::StatusCode::CREATED && errors == 0 {
+                    eprintln!(
+                        "first non-201 answer: {status} {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                if status == hyper::StatusCode::CREATED {
+                    ok += 1;
+                } else {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((latencies, ok, errors, statuses))
+        }));
+    }
+    drop(tx);
+    let (mut all, mut ok, mut errors) = (Vec::new(), 0, 0);
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    for w in workers {
+        let (l, o, e, s) = w.await??;
+        all.extend(l);
+        ok += o;
+        errors += e;
+        for (k, v) in s {
+            *statuses.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64) * p) as usize)
+            .or(all.last())
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": all.len(), "ok": ok, "errors": errors,
+            "per_second": ok as f64 / elapsed,
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "clients": clients, "seconds": seconds, "rate": rate, "hot": hot, "statuses": statuses,
+        })
+    );
+    Ok(())
+}
+
+/// A distinct code per voucher, in the code alphabet (no 0/O/1/I/L).
+fn bench_code(year: i32, i: u32) -> String {
+    const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    let mut x = i as usize;
+    let mut s = String::new();
+    for _ in 0..8 {
+        s.push(char::from(ALPHABET[x % 31]));
+        x /= 31;
+    }
+    format!("BA{:02}-{}-{}", year.rem_euclid(100), &s[..4], &s[4..])
+}
+
+type Ticks = Option<Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Instant>>>>;
+
+fn async_channel(
+    rate: Option<u64>,
+    until: Instant,
+) -> (Option<tokio::task::JoinHandle<()>>, Ticks) {
+    let Some(rate) = rate else {
+        return (None, None);
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+    let ticker = tokio::spawn(async move {
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut at = Instant::now();
+        while at < until {
+            tokio::time::sleep_until(at.into()).await;
+            if tx.send(at).await.is_err() {
+                break;
+            }
+            at += interval;
+        }
+    });
+    (Some(ticker), Some(Arc::new(tokio::sync::Mutex::new(rx))))
+}
