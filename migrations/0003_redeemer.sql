@@ -193,8 +193,8 @@ begin
                                  discount, voucher_remaining_after, contract_no, billing_period, created_at)
         values (p_id, v_platform, v.id, v.firm_id, v.year, p_invoice, p_bill, v_discount, v_remaining,
                 p_contract, p_period, p_now);
-        insert into journal (kind, debit, credit, amount, year, voucher_id, redemption_id)
-        values ('redeem', 'payable:' || v_platform, 'voucher:' || v.id, v_discount, v.year, v.id, p_id);
+        insert into journal (kind, debit, credit, amount, year, voucher_id, redemption_id, created_at)
+        values ('redeem', 'payable:' || v_platform, 'voucher:' || v.id, v_discount, v.year, v.id, p_id, p_now);
         insert into audit_log (actor, action, subject, detail)
         values ('platform:' || v_platform, 'redemption.create', 'redemption:' || p_id,
                 jsonb_build_object('voucher_id', v.id, 'invoice_no', p_invoice,

@@ -1,6 +1,7 @@
 //! `voucherd`: composes the parts into one server. The binary (`main.rs`) is a thin CLI over this.
 
 pub mod demo;
+pub mod rules_cli;
 
 use std::sync::Arc;
 

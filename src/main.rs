@@ -47,6 +47,17 @@ enum Command {
     },
     /// Load the demo data set (idempotent): two platforms, three firms.
     Demo,
+    /// The policy measures (rules module).
+    Rules {
+        #[command(subcommand)]
+        command: voucherd::rules_cli::RulesCommand,
+    },
+    /// Run the nightly settlement job for one business date (Asia/Shanghai).
+    Settle {
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +111,8 @@ fn main() -> ExitCode {
                 command: AuditCommand::Verify,
             } => audit_verify().await,
             Command::Demo => demo().await,
+            Command::Rules { command } => voucherd::rules_cli::run(command),
+            Command::Settle { date } => settle(&date).await,
         }
     });
     match result {
@@ -192,6 +205,20 @@ async fn audit_verify() -> anyhow::Result<ExitCode> {
     })
 }
 
+async fn settle(date: &str) -> anyhow::Result<ExitCode> {
+    let date = voucher_settlement::parse_business_date(date)
+        .map_err(|_| anyhow::anyhow!("--date must be YYYY-MM-DD, got {date:?}"))?;
+    let pool = pool().await?;
+    db::check_schema(&pool).await?;
+    let report = voucher_settlement::run_with_progress(&pool, date).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.invariants.iter().all(|i| i.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn demo() -> anyhow::Result<ExitCode> {
     let pool = pool().await?;
     db::check_schema(&pool).await?;
@@ -229,6 +256,12 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot create this year's program: {e}"))?;
     audit::spawn_sealer(pool.clone());
     state.keys.spawn_reloader();
+    // Held until shutdown: dropping the scheduler would stop the nightly job.
+    let _nightly = if parts.settlement {
+        Some(voucher_settlement::spawn_nightly(pool.clone()).await?)
+    } else {
+        None
+    };
     let app = voucherd::app_with(state, parts);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

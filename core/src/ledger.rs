@@ -84,13 +84,16 @@ pub struct Posting {
     pub redemption_id: Option<Uuid>,
     /// The statement concerned, if any.
     pub statement_id: Option<Uuid>,
+    /// When the movement happened (the application clock), so the journal and the rows it
+    /// mirrors agree on which business day a movement belongs to.
+    pub at: time::OffsetDateTime,
 }
 
 /// Writes one entry in the caller's transaction.
 pub async fn post(conn: &mut PgConnection, posting: &Posting) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"insert into journal (kind, debit, credit, amount, year, voucher_id, redemption_id, statement_id)
-           values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        r#"insert into journal (kind, debit, credit, amount, year, voucher_id, redemption_id, statement_id, created_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
         posting.kind.as_str(),
         posting.debit.key(),
         posting.credit.key(),
@@ -99,6 +102,7 @@ pub async fn post(conn: &mut PgConnection, posting: &Posting) -> sqlx::Result<()
         posting.voucher_id,
         posting.redemption_id,
         posting.statement_id,
+        posting.at,
     )
     .execute(conn)
     .await?;

@@ -6,6 +6,7 @@ pub mod eligibility;
 pub mod firms;
 pub mod programs;
 pub mod qr;
+pub mod rules_api;
 pub mod staff;
 pub mod vouchers;
 
@@ -39,6 +40,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/bureau/audit", get(audit_api::list))
         .route("/api/bureau/audit/verify", get(audit_api::verify))
+        .route("/api/rules/measures", get(rules_api::measures))
+        .route("/api/rules/evaluate", post(rules_api::evaluate))
+        .route(
+            "/api/rules/awards",
+            post(rules_api::record_award).get(rules_api::list_awards),
+        )
         .with_state(state)
 }
 
@@ -63,5 +70,9 @@ pub fn router(state: AppState) -> Router {
     programs::patch_program,
     audit_api::list,
     audit_api::verify,
+    rules_api::measures,
+    rules_api::evaluate,
+    rules_api::record_award,
+    rules_api::list_awards,
 ))]
 pub struct ApiDoc;

@@ -350,6 +350,7 @@ async fn claim_in_tx(
             voucher_id: Some(id),
             redemption_id: None,
             statement_id: None,
+            at: now,
         },
     )
     .await?;
@@ -553,6 +554,7 @@ pub async fn cancel(
             voucher_id: Some(id),
             redemption_id: None,
             statement_id: None,
+            at: now,
         },
     )
     .await?;

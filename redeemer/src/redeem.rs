@@ -604,6 +604,7 @@ pub async fn reverse(
             voucher_id: Some(r.voucher_id),
             redemption_id: Some(id),
             statement_id: None,
+            at: now,
         },
     )
     .await?;

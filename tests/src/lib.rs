@@ -17,4 +17,8 @@ mod portal;
 #[cfg(test)]
 mod redemption;
 #[cfg(test)]
+mod rules_api;
+#[cfg(test)]
+mod settlement;
+#[cfg(test)]
 mod tokens;

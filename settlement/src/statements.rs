@@ -1,0 +1,257 @@
+//! Monthly statements (SPEC §2, "Monthly reimbursement"): close a month into one draft per
+//! platform, approve (finance; locks the month's redemptions), pay (finance; journal entry).
+
+use sqlx::{PgConnection, PgPool};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+use voucher_core::audit::{self, Actor};
+use voucher_core::ledger::{self, Account, Kind, Posting};
+use voucher_core::state::SHANGHAI;
+use voucher_core::{ApiError, ErrorCode, Money};
+
+/// `YYYY-MM` of a date.
+pub fn month_of(date: Date) -> String {
+    format!("{:04}-{:02}", date.year(), u8::from(date.month()))
+}
+
+/// The month's bounds [start, end) in Asia/Shanghai; `None` when not `YYYY-MM`.
+pub fn month_bounds(month: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    if month.len() != 7 || month.as_bytes()[4] != b'-' {
+        return None;
+    }
+    let year: i32 = month[..4].parse().ok()?;
+    let m = time::Month::try_from(month[5..].parse::<u8>().ok()?).ok()?;
+    let start = Date::from_calendar_date(year, m, 1).ok()?;
+    let next = if m == time::Month::December {
+        Date::from_calendar_date(year + 1, time::Month::January, 1).ok()?
+    } else {
+        Date::from_calendar_date(year, m.next(), 1).ok()?
+    };
+    Some((
+        start.midnight().assume_offset(SHANGHAI),
+        next.midnight().assume_offset(SHANGHAI),
+    ))
+}
+
+/// Redemptions placed in `month` for the platforms chosen (all when `platform` is None):
+/// active, not yet on an approved statement, in their own month unless that month's statement
+/// is approved (then the first later month whose is not). Unlocked redemptions older than 400
+/// days are not looked for: a month stays unapproved that long only by mistake.
+const PLACED: &str = r#"
+    with cand as (
+        select r.id, r.platform_id, r.discount, r.created_at,
+               to_char(r.created_at at time zone 'Asia/Shanghai', 'YYYY-MM') as own_month
+        from redemptions r
+        where r.status = 'active' and not r.locked
+          and r.created_at < $2 and r.created_at >= $2 - interval '400 days'
+          and ($3::uuid is null or r.platform_id = $3)),
+    placed as (
+        select c.id, c.platform_id, c.discount,
+               case when s.id is null then c.own_month
+                    else redemption_month(c.platform_id, c.created_at) end as month
+        from cand c left join statements s
+          on s.platform_id = c.platform_id and s.month = c.own_month and s.status <> 'draft')
+    select id, platform_id, discount from placed where month = $1"#;
+
+/// Closes `month` now: one draft statement per platform with redemptions in it, refreshed if
+/// it exists; approved and paid statements stay as they are. Returns nothing; read them back.
+pub async fn close_month(
+    pool: &PgPool,
+    month: &str,
+    actor: &Actor,
+    at: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let (_, end) =
+        month_bounds(month).ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
+    let mut tx = pool.begin().await?;
+    // Drafts are refreshed under their row locks, so an approval cannot interleave.
+    sqlx::query(&format!(
+        r#"with placed as ({PLACED})
+           insert into statements (id, platform_id, month)
+           select gen_random_uuid(), platform_id, $1 from placed group by platform_id
+           on conflict (platform_id, month) do nothing"#
+    ))
+    .bind(month)
+    .bind(end)
+    .bind(None::<Uuid>)
+    .execute(&mut *tx)
+    .await?;
+    let drafts: Vec<Uuid> = sqlx::query_scalar!(
+        r#"select id from statements where month = $1 and status = 'draft' order by id for update"#,
+        month
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query!(
+        r#"delete from statement_lines where statement_id = any($1)"#,
+        &drafts
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!(
+        r#"with placed as ({PLACED})
+           insert into statement_lines (statement_id, redemption_id, discount)
+           select s.id, p.id, p.discount from placed p
+           join statements s on s.platform_id = p.platform_id and s.month = $1 and s.status = 'draft'"#
+    ))
+    .bind(month)
+    .bind(end)
+    .bind(None::<Uuid>)
+    .execute(&mut *tx)
+    .await?;
+    refresh_totals(&mut tx, &drafts).await?;
+    audit::append(
+        &mut tx,
+        actor,
+        "statement.close_month",
+        Some(&format!("month:{month}")),
+        serde_json::json!({"drafts": drafts.len(), "at": at.to_string()}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn refresh_totals(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), ApiError> {
+    sqlx::query!(
+        r#"update statements s
+           set total = coalesce((select sum(l.discount) from statement_lines l where l.statement_id = s.id), 0),
+               line_count = (select count(*) from statement_lines l where l.statement_id = s.id),
+               refreshed_at = now()
+           where s.id = any($1)"#,
+        ids
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Approves a draft: its lines are placed afresh and locked in the same transaction, so a
+/// reversal either happened before (and is not on it) or is refused after (`period_closed`).
+pub async fn approve(pool: &PgPool, id: Uuid, actor: &Actor) -> Result<(), ApiError> {
+    let mut tx = pool.begin().await?;
+    let statement = sqlx::query!(
+        r#"select platform_id, month, status from statements where id = $1 for update"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("no such statement"))?;
+    if statement.status != "draft" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!(
+                "the statement is {}; only a draft can be approved",
+                statement.status
+            ),
+        ));
+    }
+    let (_, end) = month_bounds(&statement.month)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored month malformed")))?;
+    sqlx::query!(r#"delete from statement_lines where statement_id = $1"#, id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        r#"with placed as ({PLACED}),
+           locked as (
+               update redemptions r set locked = true from placed p
+               where r.id = p.id and r.status = 'active' and not r.locked
+               returning r.id, r.discount)
+           insert into statement_lines (statement_id, redemption_id, discount)
+           select $4, id, discount from locked"#
+    ))
+    .bind(&statement.month)
+    .bind(end)
+    .bind(Some(statement.platform_id))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    refresh_totals(&mut tx, &[id]).await?;
+    let actor_label = actor.label();
+    sqlx::query!(
+        r#"update statements set status = 'approved', approved_at = now(), approved_by = $2 where id = $1"#,
+        id,
+        actor_label
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        actor,
+        "statement.approve",
+        Some(&format!("statement:{id}")),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records the payment of an approved statement and moves its total from payable to paid.
+pub async fn pay(
+    pool: &PgPool,
+    id: Uuid,
+    reference: &str,
+    actor: &Actor,
+    at: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let reference = reference.trim();
+    if reference.is_empty() || reference.chars().count() > 100 {
+        return Err(ApiError::validation(
+            "reference",
+            "must be 1 to 100 characters",
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    let actor_label = actor.label();
+    let paid = sqlx::query!(
+        r#"update statements set status = 'paid', paid_at = $3, paid_by = $4, payment_reference = $2
+           where id = $1 and status = 'approved'
+           returning platform_id, month, total"#,
+        id,
+        reference,
+        at,
+        actor_label
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(paid) = paid else {
+        let status = sqlx::query_scalar!(r#"select status from statements where id = $1"#, id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such statement"))?;
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!("the statement is {status}; only an approved statement can be paid"),
+        ));
+    };
+    let total = Money::from_decimal(paid.total).map_err(anyhow::Error::from)?;
+    if !total.is_zero() {
+        let year: i32 = paid.month[..4].parse().map_err(anyhow::Error::from)?;
+        ledger::post(
+            &mut tx,
+            &Posting {
+                kind: Kind::Payment,
+                debit: Account::Paid(paid.platform_id),
+                credit: Account::Payable(paid.platform_id),
+                amount: total,
+                year,
+                voucher_id: None,
+                redemption_id: None,
+                statement_id: Some(id),
+                at,
+            },
+        )
+        .await?;
+    }
+    audit::append(
+        &mut tx,
+        actor,
+        "statement.pay",
+        Some(&format!("statement:{id}")),
+        serde_json::json!({"reference": reference, "total": total}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
