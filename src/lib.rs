@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod rules_cli;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -86,7 +87,9 @@ pub fn app_with(state: AppState, parts: Parts) -> Router {
         }),
     );
     if parts.issuer {
-        router = router.merge(voucher_issuer::router(state.clone()));
+        router = router
+            .merge(voucher_issuer::router(state.clone()))
+            .merge(web::router());
     }
     if parts.redeemer {
         router = router.merge(voucher_redeemer::router(state.clone()));

@@ -125,20 +125,30 @@ fn issue(secret: &[u8], claims: &SessionClaims) -> anyhow::Result<String> {
     )?)
 }
 
-/// A session for a firm.
-pub fn firm_session(state: &AppState, firm_id: Uuid) -> anyhow::Result<Session> {
+fn session(
+    state: &AppState,
+    sub: Uuid,
+    aud: &str,
+    ttl: time::Duration,
+    staff: Option<(&str, Role)>,
+) -> anyhow::Result<Session> {
     let now = state.clock.now();
-    let expires_at = now + FIRM_SESSION;
+    let expires_at = now + ttl;
     let claims = SessionClaims {
-        sub: firm_id,
-        aud: FIRM_AUDIENCE.into(),
+        sub,
+        aud: aud.into(),
         iat: now.unix_timestamp(),
         exp: expires_at.unix_timestamp(),
-        role: None,
-        name: None,
+        role: staff.map(|(_, role)| role),
+        name: staff.map(|(name, _)| name.to_owned()),
     };
     let token = issue(&state.keys.get().session_secret, &claims)?;
     Ok(Session { token, expires_at })
+}
+
+/// A session for a firm.
+pub fn firm_session(state: &AppState, firm_id: Uuid) -> anyhow::Result<Session> {
+    session(state, firm_id, FIRM_AUDIENCE, FIRM_SESSION, None)
 }
 
 /// A session for bureau staff.
@@ -148,18 +158,13 @@ pub fn staff_session(
     username: &str,
     role: Role,
 ) -> anyhow::Result<Session> {
-    let now = state.clock.now();
-    let expires_at = now + STAFF_SESSION;
-    let claims = SessionClaims {
-        sub: staff_id,
-        aud: STAFF_AUDIENCE.into(),
-        iat: now.unix_timestamp(),
-        exp: expires_at.unix_timestamp(),
-        role: Some(role),
-        name: Some(username.to_owned()),
-    };
-    let token = issue(&state.keys.get().session_secret, &claims)?;
-    Ok(Session { token, expires_at })
+    session(
+        state,
+        staff_id,
+        STAFF_AUDIENCE,
+        STAFF_SESSION,
+        Some((username, role)),
+    )
 }
 
 fn decode(state: &AppState, token: &str, audience: &str) -> Result<SessionClaims, ApiError> {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod calendar;
 pub mod code;
 pub mod config;
 pub mod db;

@@ -12,7 +12,6 @@ use voucher_core::audit::{self, Actor};
 use voucher_core::error::is_constraint;
 use voucher_core::ledger::{self, Account, Kind, Posting};
 use voucher_core::platform::{self, PlatformCredential, PlatformKey};
-use voucher_core::state::SHANGHAI;
 use voucher_core::token::{self, TokenError};
 use voucher_core::vouchers::effective_status;
 use voucher_core::{code, ApiError, AppState, ErrorCode, Json, Money};
@@ -428,27 +427,11 @@ pub struct MonthQuery {
     pub month: Option<String>,
 }
 
-/// Parses `YYYY-MM` into the month's bounds in Asia/Shanghai.
-pub fn month_bounds(month: Option<&str>) -> Result<(OffsetDateTime, OffsetDateTime), ApiError> {
+/// Parses the `month` query parameter into the month's bounds in Asia/Shanghai.
+fn month_bounds(month: Option<&str>) -> Result<(OffsetDateTime, OffsetDateTime), ApiError> {
     let month = month.ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
-    let bad = || ApiError::validation("month", "must be YYYY-MM");
-    if month.len() != 7 || month.as_bytes()[4] != b'-' {
-        return Err(bad());
-    }
-    let year: i32 = month[..4].parse().map_err(|_| bad())?;
-    let m: u8 = month[5..].parse().map_err(|_| bad())?;
-    let m = time::Month::try_from(m).map_err(|_| bad())?;
-    let start = time::Date::from_calendar_date(year, m, 1).map_err(|_| bad())?;
-    let next = if m == time::Month::December {
-        time::Date::from_calendar_date(year + 1, time::Month::January, 1)
-    } else {
-        time::Date::from_calendar_date(year, m.next(), 1)
-    }
-    .map_err(|_| bad())?;
-    Ok((
-        start.midnight().assume_offset(SHANGHAI),
-        next.midnight().assume_offset(SHANGHAI),
-    ))
+    voucher_core::calendar::month_bounds(month)
+        .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))
 }
 
 /// A redemption as listed, with its current status.

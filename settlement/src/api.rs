@@ -418,3 +418,82 @@ pub async fn reconcile_upload(
     }
     Ok(Json(result))
 }
+
+/// Which year.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct YearQuery {
+    /// Calendar year.
+    pub year: Option<i32>,
+}
+
+/// Redemptions (net of reversals) in one period.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Period {
+    /// `YYYY-MM-DD` or `YYYY-MM`.
+    pub period: String,
+    /// Active redemptions made in it.
+    pub redemptions: i64,
+    /// Their discounts.
+    pub discount: Money,
+}
+
+/// Redemptions per day and per month of a program year, for the console's charts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// The year.
+    pub year: i32,
+    /// Per day (Asia/Shanghai), days with redemptions only.
+    pub per_day: Vec<Period>,
+    /// Per month.
+    pub per_month: Vec<Period>,
+}
+
+/// Redemptions per day and month of a year (every role).
+#[utoipa::path(get, path = "/api/bureau/stats", tag = "bureau", params(YearQuery),
+    security(("bearer" = [])), responses((status = 200, body = Stats)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    _session: BureauSession,
+    Query(q): Query<YearQuery>,
+) -> Result<Json<Stats>, ApiError> {
+    let year = q.year.unwrap_or_else(|| state.clock.program_year());
+    let rows = sqlx::query!(
+        r#"select to_char(created_at at time zone 'Asia/Shanghai', 'YYYY-MM-DD') as "day!",
+                  count(*) as "n!", sum(discount) as "discount!"
+           from redemptions where year = $1 and status = 'active'
+           group by 1 order by 1"#,
+        year
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let mut per_day = Vec::with_capacity(rows.len());
+    let mut per_month: Vec<Period> = Vec::new();
+    for r in rows {
+        let discount = Money::from_decimal(r.discount).map_err(anyhow::Error::from)?;
+        let month = r.day[..7].to_owned();
+        match per_month.last_mut() {
+            Some(last) if last.period == month => {
+                last.redemptions += r.n;
+                last.discount = last
+                    .discount
+                    .checked_add(discount)
+                    .map_err(anyhow::Error::from)?;
+            }
+            _ => per_month.push(Period {
+                period: month,
+                redemptions: r.n,
+                discount,
+            }),
+        }
+        per_day.push(Period {
+            period: r.day,
+            redemptions: r.n,
+            discount,
+        });
+    }
+    Ok(Json(Stats {
+        year,
+        per_day,
+        per_month,
+    }))
+}

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
             "/api/bureau/statements/{id}/lines.xlsx",
             get(api::lines_xlsx),
         )
+        .route("/api/bureau/stats", get(api::stats))
         .route("/v1/statements", get(api::platform_statement))
         .route(
             "/v1/statements/{id}/reconciliation",

@@ -2,36 +2,13 @@
 //! platform, approve (finance; locks the month's redemptions), pay (finance; journal entry).
 
 use sqlx::{PgConnection, PgPool};
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::ledger::{self, Account, Kind, Posting};
-use voucher_core::state::SHANGHAI;
 use voucher_core::{ApiError, ErrorCode, Money};
 
-/// `YYYY-MM` of a date.
-pub fn month_of(date: Date) -> String {
-    format!("{:04}-{:02}", date.year(), u8::from(date.month()))
-}
-
-/// The month's bounds [start, end) in Asia/Shanghai; `None` when not `YYYY-MM`.
-pub fn month_bounds(month: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
-    if month.len() != 7 || month.as_bytes()[4] != b'-' {
-        return None;
-    }
-    let year: i32 = month[..4].parse().ok()?;
-    let m = time::Month::try_from(month[5..].parse::<u8>().ok()?).ok()?;
-    let start = Date::from_calendar_date(year, m, 1).ok()?;
-    let next = if m == time::Month::December {
-        Date::from_calendar_date(year + 1, time::Month::January, 1).ok()?
-    } else {
-        Date::from_calendar_date(year, m.next(), 1).ok()?
-    };
-    Some((
-        start.midnight().assume_offset(SHANGHAI),
-        next.midnight().assume_offset(SHANGHAI),
-    ))
-}
+pub use voucher_core::calendar::{month_bounds, month_of};
 
 /// Redemptions placed in `month` for the platforms chosen (all when `platform` is None):
 /// active, not yet on an approved statement, in their own month unless that month's statement
