@@ -2,6 +2,7 @@
 //! staff and the audit log's endpoints.
 
 pub mod audit_api;
+pub mod awards;
 pub mod eligibility;
 pub mod firms;
 pub mod programs;
@@ -44,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rules/evaluate", post(rules_api::evaluate))
         .route(
             "/api/rules/awards",
-            post(rules_api::record_award).get(rules_api::list_awards),
+            post(awards::record_award).get(awards::list_awards),
         )
         .with_state(state)
 }
@@ -72,7 +73,7 @@ pub fn router(state: AppState) -> Router {
     audit_api::verify,
     rules_api::measures,
     rules_api::evaluate,
-    rules_api::record_award,
-    rules_api::list_awards,
+    awards::record_award,
+    awards::list_awards,
 ))]
 pub struct ApiDoc;
