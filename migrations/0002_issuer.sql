@@ -114,7 +114,6 @@ create table journal (
     constraint journal_two_accounts check (debit <> credit)
 );
 create index journal_voucher on journal (voucher_id) where voucher_id is not null;
-create index journal_redemption on journal (redemption_id) where redemption_id is not null;
 
 -- The audit log (owner: core's audit). Appended in the transaction of the change it records;
 -- never updated or deleted (a trigger refuses both). `xid` lets the sealer take only entries

@@ -43,10 +43,10 @@ create table redemptions (
     constraint redemptions_discount_within_bill check (discount <= bill_amount),
     constraint redemptions_reversal_recorded check ((status = 'reversed') = (reversed_at is not null))
 );
-create index redemptions_platform_created on redemptions (platform_id, created_at);
 create index redemptions_voucher on redemptions (voucher_id);
--- Rows arrive in time order, so a BRIN index finds a day's rows for settlement at almost no
--- cost to each insert.
+-- Rows arrive in time order, so a BRIN index finds a day's or a month's rows (settlement, a
+-- platform's monthly list) at almost no cost to each insert; every btree index here is paid
+-- for by every redemption.
 create index redemptions_created on redemptions using brin (created_at);
 
 -- The first answer to each Idempotency-Key, per platform, replayed to every retry.

@@ -557,15 +557,7 @@ pub async fn reverse(
             )
         });
     };
-    let remaining = sqlx::query_scalar!(
-        r#"update vouchers set redeemed = redeemed - $2,
-                  status = case when status = 'exhausted' then 'active' else status end
-           where id = $1 returning face_value - redeemed as "remaining!""#,
-        r.voucher_id,
-        r.discount
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    // Same lock order as claims and the nightly job: the firm's row, then the voucher's.
     sqlx::query!(
         r#"update firm_years set redeemed = redeemed - $3 where firm_id = $1 and year = $2"#,
         r.firm_id,
@@ -574,6 +566,16 @@ pub async fn reverse(
     )
     .execute(&mut *tx)
     .await?;
+    let voucher = sqlx::query!(
+        r#"update vouchers set redeemed = redeemed - $2,
+                  status = case when status = 'exhausted' then 'active' else status end
+           where id = $1 returning face_value - redeemed as "remaining!", status"#,
+        r.voucher_id,
+        r.discount
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let remaining = voucher.remaining;
     let money = |d| Money::from_decimal(d).map_err(anyhow::Error::from);
     let discount = money(r.discount)?;
     ledger::post(
@@ -591,6 +593,34 @@ pub async fn reverse(
         },
     )
     .await?;
+    // A voucher already expired (its unused balance went back to the budget at the deadline)
+    // cannot hold the returned discount: it goes on to the budget too, and out of the firm's
+    // granted total, as the expiry would have done had the bill never been redeemed.
+    if voucher.status == "expired" {
+        ledger::post(
+            &mut tx,
+            &Posting {
+                kind: Kind::Expire,
+                debit: Account::Budget(r.year),
+                credit: Account::Voucher(r.voucher_id),
+                amount: discount,
+                year: r.year,
+                voucher_id: Some(r.voucher_id),
+                redemption_id: Some(id),
+                statement_id: None,
+                at: now,
+            },
+        )
+        .await?;
+        sqlx::query!(
+            r#"update firm_years set granted = granted - $3 where firm_id = $1 and year = $2"#,
+            r.firm_id,
+            r.year,
+            r.discount
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     audit::append(
         &mut tx,
         &Actor::Platform(key.platform_id),

@@ -601,3 +601,56 @@ async fn settlement_runs_over_http(pool: PgPool) {
     assert_eq!(listed[0]["runs"], 2);
     assert_eq!(listed[0]["ok"], true);
 }
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn a_reversal_after_the_deadline_returns_the_discount_to_the_budget(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let (platform, key) = app.platform_with_key(1).await;
+    app.state.clock.set(datetime!(2026-12-30 10:00 +8));
+    let voucher = app.voucher(platform, 1, "10000.00").await; // 3,000.00
+    let body =
+        json!({"voucher": voucher["token"], "invoice_no": "DEC-1", "bill_amount": "1000.00"});
+    let made = app.send(redemption(&key, "dec-1", body)).await.json();
+    // The year ends: the nightly job expires the voucher and returns its unused 2,700.00.
+    let report = job::run_steps(&pool, time::macros::date!(2026 - 12 - 31), None, &|_, _| {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.expired_vouchers, 1);
+    assert!(
+        report.invariants.iter().all(|i| i.ok),
+        "{:#?}",
+        report.invariants
+    );
+    // In January the platform voids the December invoice; December is not approved yet.
+    app.state.clock.set(datetime!(2027-01-02 10:00 +8));
+    let reply = app
+        .call(
+            "POST",
+            &format!("/v1/redemptions/{}/reversal", made["id"].as_str().unwrap()),
+            Some(&key),
+            Some(json!({"reason": "invoice voided"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let balance = voucher_core::ledger::voucher_balance(
+        &mut pool.acquire().await.unwrap(),
+        made["voucher_id"].as_str().unwrap().parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        balance.is_zero(),
+        "an expired voucher holds nothing, got {balance}"
+    );
+    let report = job::run_steps(&pool, time::macros::date!(2027 - 01 - 02), None, &|_, _| {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        report.invariants.iter().all(|i| i.ok),
+        "{:#?}",
+        report.invariants
+    );
+    assert_ledger_consistent(&pool).await;
+}
