@@ -17,7 +17,7 @@ const PNG_SCALE: usize = 8;
 const QUIET_ZONE: usize = 4;
 
 fn code_for(token: &str) -> Result<QrCode, ApiError> {
-    QrCode::with_error_correction_level(token.as_bytes(), EcLevel::M)
+    QrCode::with_error_correction_level(token.as_bytes(), EcLevel::L)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("QR encoding failed: {e}")))
 }
 

@@ -1,1 +1,1005 @@
+// The bureau console: log in by role, then pages switched by the URL hash (#/dashboard,
+// #/platforms, #/program, #/settlement, #/statements, #/audit, #/rules), each built into
+// <main id="content"> from the API's answers. What a role may not do is hidden or disabled;
+// the API's 403 sentence is still shown if it happens.
+'use strict';
 
+(function () {
+  const { h, svg, clear, money, toFen, fromFen } = VC;
+  const $ = (id) => document.getElementById(id);
+
+  const api = VC.createClient('voucher.console.token', () => {
+    api.clear();
+    loginError('登录已过期，请重新登录。');
+    route();
+  });
+
+  const ROLES = { admin: '管理员', reviewer: '审核员', finance: '财务' };
+
+  // Who may do what (mirrors the API's checks; the API stays the authority).
+  const CAN = {
+    managePlatforms: ['admin'],
+    editProgram: ['admin'],
+    runSettlement: ['admin', 'reviewer'],
+    closeMonth: ['admin', 'reviewer', 'finance'],
+    approvePay: ['finance'],
+  };
+
+  const STATEMENT_STATUS = {
+    draft: ['草稿', 'warn'],
+    approved: ['已审核', 'info'],
+    paid: ['已付款', 'ok'],
+  };
+
+  const INVARIANTS = {
+    journal_balanced: '会计分录借贷平衡',
+    voucher_redeemed_within_face_value: '每张消费券已核销金额不超过面额',
+    voucher_balance_matches_journal: '消费券余额与分录一致',
+    firm_granted_within_cap: '每家企业获券总额不超过上限',
+    discount_within_rate: '每笔抵扣不超过账单的 30%',
+    admitted_firms_within_quota: '入选企业数不超过年度名额',
+    invoice_redeemed_once: '同一发票号只核销一次',
+    redemptions_journaled: '每笔核销都有会计分录',
+  };
+
+  const ACTIONS = {
+    'api_key.issue': '签发 API 密钥',
+    'api_key.revoke': '吊销 API 密钥',
+    'award.record': '登记奖励',
+    'firm.register': '企业注册',
+    'platform.register': '登记平台',
+    'program.update': '修改年度参数',
+    'redemption.create': '核销',
+    'redemption.reverse': '撤销核销',
+    'session.login': '登录',
+    'session.login_failed': '登录失败',
+    'staff.create': '创建人员账号',
+    'statement.approve': '审核结算单',
+    'statement.close_month': '月度关账',
+    'statement.pay': '结算单付款',
+    'voucher.cancel': '取消消费券',
+    'voucher.claim': '申领消费券',
+  };
+
+  // Example facts for each measure of MEASURES.md, to start from.
+  const FACT_EXAMPLES = {
+    innovation_center: { level: 'provincial', higher_level_funding: '10000000.00', total_investment: '60000000.00', government_funding_received: '10000000.00' },
+    standard_setting: { international_standards: 0, national_standards: 1, industry_standards: 2 },
+    key_tech_project: { actual_investment: '3000000.00' },
+    identifier_node_operator: { annual_new_registrations: 25000000, monthly_avg_resolutions: 1500000 },
+    identifier_node_matching: { superior_funding: '2000000.00', total_investment: '8000000.00', government_funding_received: '0.00' },
+    industry_platform: { annual_transaction_volume: '1200000000.00', customers: 3500, platform_service_revenue: '60000000.00' },
+    professional_platform: { customers: 120, revenue: '12000000.00' },
+    cross_industry_platform: { miit_certified: true },
+    cross_industry_relocation: { relocated_to_baoan: true, operates_cross_industry_in_baoan: true, annual_revenue: '30000000.00' },
+    promotion_center: { has_simulated_line: true, has_validation_capability: true, has_showcase: true, total_investment: '20000000.00', government_funding_received: '0.00', national_key_lab: false },
+    resource_pool: { selected: true, annual_revenue: '25000000.00' },
+    cloud_voucher: { annual_fee: '50000.00', granted_this_year: '0.00' },
+    identifier_adoption: { registrations: 1200000, monthly_avg_resolutions: 150000 },
+    application_benchmark: { selected: true },
+    equipment_upgrade: { equipment_investment: '8000000.00', subsidy_rate: '0.20', local_equipment_investment: '3000000.00' },
+    smart_manufacturing_benchmark: { selected: true },
+    park_5g: { selected: true },
+    cluster_pilot: { lead_unit: true, accepted_level: 'national' },
+    guide_fund_equity: { guide_fund_investment: '50000000.00' },
+    equity_investment: { equity_investment: '12000000.00' },
+    financing_facilitation: { facilitated_financing: '1500000000.00' },
+    training_base: { recognized: true, approved_amount: '600000.00' },
+    association: { passed_assessment: true, previously_awarded: false },
+  };
+
+  let session = null; // {role, name}
+
+  function can(what) {
+    return !!session && CAN[what].includes(session.role);
+  }
+
+  // ---- Small builders ------------------------------------------------------------------------
+
+  function errorText(err, overrides) {
+    return VC.errorText(err, overrides, true);
+  }
+
+  function msgArea() {
+    return h('div', { className: 'page-msg', attrs: { role: 'status' } });
+  }
+
+  function say(area, text, kind) {
+    clear(area);
+    if (text) area.append(h('p', { className: 'msg ' + (kind || 'info'), text: text }));
+    if (text && kind === 'error' && area.isConnected) area.scrollIntoView({ block: 'nearest' });
+  }
+
+  function card(title, ...children) {
+    return h('section', { className: 'card' }, title ? h('h2', { text: title }) : null, ...children);
+  }
+
+  function field(label, input, hint) {
+    return h('label', { className: 'field' }, h('span', { className: 'label', text: label }), input,
+      hint ? h('span', { className: 'hint', text: hint }) : null);
+  }
+
+  function roleNote(text) {
+    return h('p', { className: 'role-note', text: '权限提示：' + text });
+  }
+
+  // columns: [{label, cell(row) → node|string, className}]
+  function table(columns, rows, opts) {
+    opts = opts || {};
+    const tbody = h('tbody');
+    for (const row of rows) {
+      const tr = h('tr', opts.rowProps ? opts.rowProps(row) : null);
+      for (const c of columns) {
+        const v = c.cell(row);
+        tr.append(h('td', { className: c.className || '' }, v instanceof Node ? v : String(v === null || v === undefined ? '—' : v)));
+      }
+      tbody.append(tr);
+      if (opts.after) {
+        const extra = opts.after(row, columns.length);
+        if (extra) tbody.append(extra);
+      }
+    }
+    if (!rows.length) {
+      tbody.append(h('tr', null, h('td', { className: 'empty', colSpan: columns.length, text: opts.empty || '暂无数据' })));
+    }
+    return h('table', { className: 'grid' + (opts.className ? ' ' + opts.className : '') },
+      h('thead', null, h('tr', null, columns.map((c) => h('th', { className: c.className || '', text: c.label })))),
+      tbody);
+  }
+
+  function badge(text, kind) {
+    return h('span', { className: 'badge ' + kind, text: text });
+  }
+
+  async function busy(button, text, fn) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = text;
+    try {
+      return await fn();
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  function confirmDialog(text, yesLabel) {
+    const dialog = $('confirm-dialog');
+    $('confirm-text').textContent = text;
+    $('confirm-yes').textContent = yesLabel || '确定';
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'yes'), { once: true });
+      dialog.returnValue = '';
+      dialog.showModal();
+    });
+  }
+
+  function percent(part, whole) {
+    if (!whole) return '—';
+    return (Math.round((part / whole) * 1000) / 10).toFixed(1) + '%';
+  }
+
+  // ---- Log in and routing --------------------------------------------------------------------
+
+  function loginError(text) {
+    const p = document.querySelector('#login-form .error-box');
+    p.textContent = text || '';
+    p.hidden = !text;
+  }
+
+  function loadSession() {
+    const token = api.token();
+    if (!token) return null;
+    const claims = VC.jwtPayload(token);
+    if (!claims || !ROLES[claims.role] || (claims.exp && claims.exp * 1000 < Date.now())) {
+      api.clear();
+      return null;
+    }
+    return { role: claims.role, name: claims.name || '' };
+  }
+
+  function setupLogin() {
+    const form = $('login-form');
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const username = $('login-username').value.trim();
+      const password = $('login-password').value;
+      if (!username || !password) {
+        loginError('请输入用户名和密码。');
+        return;
+      }
+      loginError('');
+      try {
+        const s = await busy(form.querySelector('button[type=submit]'), '正在登录…',
+          () => api.post('/api/bureau/sessions', { username: username, password: password }, { auth: false }));
+        api.setToken(s.token);
+        $('login-password').value = '';
+        if (!location.hash || location.hash === '#/login') location.hash = '#/dashboard';
+        route();
+      } catch (err) {
+        loginError(errorText(err, {
+          unauthorized: '用户名或密码不正确。',
+          rate_limited: '密码错误次数过多，账号已暂时锁定，请稍后再试。',
+        }));
+      }
+    });
+    $('logout').addEventListener('click', () => {
+      api.clear();
+      loginError('');
+      location.hash = '#/dashboard';
+      route();
+    });
+  }
+
+  const PAGES = {
+    dashboard: renderDashboard,
+    platforms: renderPlatforms,
+    program: renderProgram,
+    settlement: renderSettlement,
+    statements: renderStatements,
+    audit: renderAudit,
+    rules: renderRules,
+  };
+
+  function route() {
+    session = loadSession();
+    $('login-view').hidden = !!session;
+    $('app-view').hidden = !session;
+    if (!session) {
+      $('login-username').focus();
+      return;
+    }
+    $('who-name').textContent = session.name;
+    $('who-role').textContent = ROLES[session.role];
+    $('who-role').className = 'role-badge ' + session.role;
+    const m = location.hash.match(/^#\/([a-z]+)/);
+    const page = m && PAGES[m[1]] ? m[1] : 'dashboard';
+    for (const a of document.querySelectorAll('.sidebar a')) a.classList.toggle('active', a.dataset.page === page);
+    const content = clear($('content'));
+    const root = h('div', { className: 'page', id: 'page-' + page });
+    content.append(root);
+    PAGES[page](root);
+  }
+
+  // ---- Dashboard -----------------------------------------------------------------------------
+
+  function renderDashboard(root) {
+    const year = h('input', { type: 'number', id: 'dash-year', min: 2021, max: 2100, value: VC.thisYear(), className: 'narrow' });
+    const body = h('div');
+    const msg = msgArea();
+    const load = async () => {
+      clear(body).append(h('p', { className: 'muted', text: '正在加载…' }));
+      say(msg, '');
+      try {
+        const [p, stats] = await Promise.all([
+          api.get('/api/bureau/programs/' + year.value),
+          api.get('/api/bureau/stats?year=' + year.value),
+        ]);
+        clear(body).append(dashboardFigures(p), dashboardCharts(p, stats));
+      } catch (err) {
+        clear(body);
+        say(msg, errorText(err), 'error');
+      }
+    };
+    root.append(
+      h('div', { className: 'page-head' },
+        h('h1', { text: '概览' }),
+        h('form', { className: 'inline', on: { submit: (e) => { e.preventDefault(); load(); } } },
+          field('年度', year), h('button', { type: 'submit', className: 'ghost', text: '刷新' }))),
+      msg, body);
+    load();
+  }
+
+  function dashboardFigures(p) {
+    const budgetFen = p.firm_quota * toFen(p.cap_per_firm);
+    const leftFen = budgetFen - toFen(p.granted_total);
+    const figure = (label, value, sub, extra, id) => h('div', { className: 'figure', id: id },
+      h('div', { className: 'figure-label', text: label }),
+      h('div', { className: 'figure-value', text: value }),
+      sub ? h('div', { className: 'figure-sub', text: sub }) : null,
+      extra || null);
+    return h('div', null,
+      h('div', { className: 'figures' },
+        figure('入选企业 / 年度名额', VC.integer(p.firms_admitted) + ' / ' + VC.integer(p.firm_quota),
+          '已用 ' + percent(p.firms_admitted, p.firm_quota) + '，剩余 ' + VC.integer(p.firm_quota - p.firms_admitted) + ' 个名额',
+          h('progress', { className: 'bar', max: p.firm_quota || 1, value: p.firms_admitted }), 'fig-admitted'),
+        figure('已发放（面额）', money(p.granted_total), '未取消、未失效的消费券', null, 'fig-granted'),
+        figure('已核销', money(p.redeemed_total), '占已发放 ' + percent(toFen(p.redeemed_total), toFen(p.granted_total)), null, 'fig-redeemed'),
+        figure('预算余额', money(fromFen(leftFen)), '名额 × 每户上限 = ' + money(fromFen(budgetFen)) + '，减去已发放',
+          h('progress', { className: 'bar', max: budgetFen || 1, value: Math.max(0, leftFen) }), 'fig-budget'),
+        figure('有效消费券', VC.integer(p.vouchers_active) + ' 张', '状态为可使用', null, 'fig-active')),
+      h('p', { className: 'muted params-line', text:
+        p.year + ' 年度参数：补贴比例 ' + Math.round(Number(p.rate) * 100) + '%，每户上限 ' + money(p.cap_per_firm) +
+        '，未使用 ' + p.claim_validity_days + ' 天失效，核销截止 ' + VC.dateTime(p.redeem_deadline) + '（北京时间）' }));
+  }
+
+  function dashboardCharts(p, stats) {
+    // Per day: the 30 days up to today (or up to Dec 31 of a past year).
+    const byDay = new Map(stats.per_day.map((d) => [d.period, d]));
+    const todayStr = VC.today();
+    let end = Number(todayStr.slice(0, 4)) > p.year ? p.year + '-12-31' : todayStr;
+    if (Number(todayStr.slice(0, 4)) < p.year) end = p.year + '-01-30';
+    const endDate = new Date(end + 'T12:00:00Z');
+    const days = [];
+    for (let i = 29; i >= 0; i--) {
+      const d = new Date(endDate.getTime() - i * 86400000).toISOString().slice(0, 10);
+      const row = byDay.get(d);
+      days.push({ label: d.slice(5), value: row ? toFen(row.discount) : 0, count: row ? row.redemptions : 0, full: d });
+    }
+    const byMonth = new Map(stats.per_month.map((m) => [m.period, m]));
+    const months = [];
+    for (let m = 1; m <= 12; m++) {
+      const key = p.year + '-' + String(m).padStart(2, '0');
+      const row = byMonth.get(key);
+      months.push({ label: m + '月', value: row ? toFen(row.discount) : 0, count: row ? row.redemptions : 0, full: key });
+    }
+    const totalCount = stats.per_day.reduce((n, d) => n + d.redemptions, 0);
+    return h('div', { className: 'charts' },
+      card('每日核销金额（近 30 天）', barChart(days, 'chart-day'),
+        h('p', { className: 'muted small', text: '柱高为当日核销抵扣金额，鼠标停留可见笔数。全年共 ' + VC.integer(totalCount) + ' 笔。' })),
+      card('每月核销金额（' + p.year + ' 年）', barChart(months, 'chart-month')));
+  }
+
+  // A bar chart of fen amounts, drawn as SVG (scales with its container).
+  function barChart(data, id) {
+    const W = 600, H = 250, left = 66, right = 10, top = 24, bottom = 34;
+    const plotW = W - left - right, plotH = H - top - bottom;
+    const max = Math.max(...data.map((d) => d.value), 0);
+    const scaleMax = niceMax(max);
+    const chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', id: id, role: 'img',
+      'aria-label': data.map((d) => d.full + ' ' + money(fromFen(d.value))).join('；') });
+    for (let i = 0; i <= 4; i++) {
+      const y = top + plotH - (plotH * i) / 4;
+      chart.append(svg('line', { x1: left, x2: W - right, y1: y, y2: y, class: i === 0 ? 'axis' : 'gridline' }));
+      chart.append(svg('text', { x: left - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, shortYuan((scaleMax * i) / 4)));
+    }
+    const slot = plotW / data.length;
+    const barW = Math.max(2, slot * 0.7);
+    const every = Math.ceil(data.length / 12);
+    data.forEach((d, i) => {
+      const x = left + i * slot + (slot - barW) / 2;
+      const bh = scaleMax ? (d.value / scaleMax) * plotH : 0;
+      const bar = svg('rect', { x: x, y: top + plotH - bh, width: barW, height: Math.max(bh, d.value ? 1 : 0), class: 'bar' });
+      bar.append(svg('title', {}, d.full + '：' + d.count + ' 笔，' + money(fromFen(d.value))));
+      chart.append(bar);
+      if (d.value && barW >= 14) {
+        chart.append(svg('text', { x: x + barW / 2, y: top + plotH - bh - 4, class: 'value', 'text-anchor': 'middle' }, shortYuan(d.value)));
+      }
+      if (i % every === 0 || i === data.length - 1) {
+        chart.append(svg('text', { x: left + i * slot + slot / 2, y: H - bottom + 16, class: 'tick', 'text-anchor': 'middle' }, d.label));
+      }
+    });
+    if (!max) {
+      chart.append(svg('text', { x: left + plotW / 2, y: top + plotH / 2, class: 'nodata', 'text-anchor': 'middle' }, '暂无核销'));
+    }
+    return chart;
+  }
+
+  // The axis top: four round steps (1, 2, 2.5 or 5 × 10^k yuan each) covering `fen`.
+  function niceMax(fen) {
+    if (fen <= 0) return 0;
+    const step = fen / 100 / 4;
+    const pow = Math.pow(10, Math.floor(Math.log10(step)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * pow >= step) return m * pow * 4 * 100;
+    return 40 * pow * 100;
+  }
+
+  // Fen → "¥3,000" / "¥1.2万" for axis labels.
+  function shortYuan(fen) {
+    const yuan = fen / 100;
+    if (yuan >= 10000) return '¥' + (Math.round(yuan / 1000) / 10) + '万';
+    return '¥' + VC.integer(Math.round(yuan));
+  }
+
+  // ---- Platforms and keys --------------------------------------------------------------------
+
+  function renderPlatforms(root) {
+    const msg = msgArea();
+    const keyBox = h('div', { id: 'key-box' });
+    const list = h('div');
+    const admin = can('managePlatforms');
+
+    const showKey = (title, platformName, key) => {
+      const copyBtn = h('button', { type: 'button', className: 'primary small', id: 'copy-key', text: '复制密钥' });
+      copyBtn.addEventListener('click', async () => {
+        copyBtn.textContent = (await VC.copyText(key)) ? '已复制 ✓' : '请手动选中复制';
+      });
+      clear(keyBox).append(h('div', { className: 'key-once' },
+        h('h3', { text: '⚠ ' + title + ' — 只显示这一次' }),
+        h('p', { text: '这是平台「' + platformName + '」的 API 密钥。系统只保存其摘要，关闭后无法再次查看，请立即复制并通过安全渠道交给平台。' }),
+        h('div', { className: 'key-row' },
+          h('code', { className: 'key-value', id: 'new-api-key', text: key }),
+          copyBtn),
+        h('button', { type: 'button', className: 'ghost small', text: '我已妥善保存，关闭', on: { click: () => clear(keyBox) } })));
+      keyBox.scrollIntoView({ block: 'start' });
+    };
+
+    const load = async () => {
+      try {
+        const platforms = await api.get('/api/bureau/platforms');
+        clear(list).append(platformTable(platforms));
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const platformTable = (platforms) => table([
+      { label: '平台名称', cell: (p) => h('strong', { text: p.name }) },
+      { label: '运营方统一社会信用代码', cell: (p) => h('span', { className: 'mono', text: p.uscc }) },
+      { label: '状态', cell: (p) => p.active ? badge('启用', 'ok') : badge('停用', 'muted') },
+      { label: 'API 密钥', cell: (p) => keyList(p) },
+      {
+        label: '操作', cell: (p) => admin
+          ? h('button', { type: 'button', className: 'ghost small', text: '新增密钥', on: { click: (e) => addKey(p, e.currentTarget) } })
+          : '—',
+      },
+    ], platforms, { empty: '还没有登记平台。', rowProps: (p) => ({ dataset: { platformId: p.id } }) });
+
+    const keyList = (p) => {
+      if (!p.keys.length) return h('span', { className: 'muted', text: '无' });
+      return h('ul', { className: 'keys' }, p.keys.map((k) => h('li', { className: k.revoked_at ? 'revoked' : '' },
+        h('span', { className: 'mono', text: k.display + '…' }),
+        k.revoked_at ? badge('已吊销 ' + VC.dateOnly(k.revoked_at), 'muted') : badge('有效', 'ok'),
+        h('span', { className: 'muted small', text: '签发 ' + VC.dateTime(k.created_at) + (k.last_used_at ? '，最近使用 ' + VC.dateTime(k.last_used_at) : '，未使用') }),
+        admin && !k.revoked_at
+          ? h('button', { type: 'button', className: 'danger-outline small', text: '吊销', on: { click: (e) => revokeKey(p, k, e.currentTarget) } })
+          : null)));
+    };
+
+    const addKey = async (p, button) => {
+      say(msg, '');
+      try {
+        const issued = await busy(button, '签发中…', () => api.post('/api/bureau/platforms/' + p.id + '/api-keys'));
+        showKey('新 API 密钥', p.name, issued.api_key);
+        say(msg, '已为「' + p.name + '」签发新密钥。旧密钥仍然有效，平台换用新密钥后请吊销旧密钥。', 'success');
+        load();
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const revokeKey = async (p, k, button) => {
+      const ok = await confirmDialog('确定吊销平台「' + p.name + '」的密钥 ' + k.display + '… 吗？吊销后使用该密钥的请求会立即被拒绝，且不能恢复。', '吊销');
+      if (!ok) return;
+      say(msg, '');
+      try {
+        await busy(button, '吊销中…', () => api.request('DELETE', '/api/bureau/api-keys/' + k.key_id));
+        say(msg, '密钥 ' + k.display + '… 已吊销。', 'success');
+        load();
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '平台与密钥' })), msg, keyBox);
+
+    if (admin) {
+      const name = h('input', { id: 'platform-name', autocomplete: 'off', placeholder: '如：某某工业云' });
+      const uscc = h('input', { id: 'platform-uscc', autocomplete: 'off', maxLength: 18, className: 'mono', placeholder: '18 位' });
+      const usccHint = h('span', { className: 'hint' });
+      uscc.addEventListener('input', () => {
+        uscc.value = uscc.value.toUpperCase().replace(/\s+/g, '');
+        const r = VC.checkUscc(uscc.value);
+        usccHint.textContent = r.message;
+        usccHint.className = 'hint ' + (r.ok ? 'good' : r.partial ? '' : 'bad');
+      });
+      const form = h('form', { className: 'row-form', id: 'platform-form', noValidate: true },
+        field('平台名称（企业可见）', name),
+        h('label', { className: 'field' }, h('span', { className: 'label', text: '运营方统一社会信用代码' }), uscc, usccHint),
+        h('button', { type: 'submit', className: 'primary', text: '登记平台并签发密钥' }));
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        say(msg, '');
+        if (!name.value.trim()) { say(msg, '请填写平台名称。', 'error'); name.focus(); return; }
+        const r = VC.checkUscc(uscc.value);
+        if (!r.ok) { say(msg, '统一社会信用代码：' + r.message, 'error'); uscc.focus(); return; }
+        try {
+          const created = await busy(form.querySelector('button'), '登记中…',
+            () => api.post('/api/bureau/platforms', { name: name.value.trim(), uscc: uscc.value }));
+          form.reset();
+          usccHint.textContent = '';
+          showKey('平台已登记，API 密钥', created.name, created.api_key);
+          load();
+        } catch (err) {
+          say(msg, errorText(err, { already_registered: '这个平台（名称或统一社会信用代码）已经登记过了。' }), 'error');
+        }
+      });
+      root.append(card('登记新平台', form));
+    } else {
+      root.append(roleNote('只有管理员可以登记平台、签发和吊销密钥；您可以查看。'));
+    }
+    root.append(card('已登记平台', list));
+    load();
+  }
+
+  // ---- Program year parameters ---------------------------------------------------------------
+
+  function renderProgram(root) {
+    const msg = msgArea();
+    const year = h('input', { type: 'number', id: 'program-year', min: 2021, max: 2100, value: VC.thisYear(), className: 'narrow' });
+    const body = h('div');
+    const load = async () => {
+      say(msg, '');
+      try {
+        const p = await api.get('/api/bureau/programs/' + year.value);
+        clear(body).append(programView(p));
+      } catch (err) {
+        clear(body);
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const programView = (p) => {
+      const rows = [
+        ['年度', String(p.year)],
+        ['补贴比例', Math.round(Number(p.rate) * 100) + '%（' + p.rate + '）'],
+        ['每户年度补贴上限', money(p.cap_per_firm)],
+        ['年度企业名额', VC.integer(p.firm_quota) + ' 家'],
+        ['已入选企业', VC.integer(p.firms_admitted) + ' 家'],
+        ['未使用失效天数', p.claim_validity_days + ' 天（领取后该天数内未使用即失效）'],
+        ['核销截止', VC.dateTime(p.redeem_deadline) + '（北京时间）'],
+        ['已发放', money(p.granted_total)],
+        ['已核销', money(p.redeemed_total)],
+        ['有效消费券', VC.integer(p.vouchers_active) + ' 张'],
+      ];
+      const view = card(p.year + ' 年度参数', h('dl', { className: 'kv' }, rows.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])));
+      if (!can('editProgram')) return h('div', null, view, roleNote('只有管理员可以修改年度参数。'));
+
+      const quota = h('input', { type: 'number', id: 'edit-quota', min: 0, step: 1, value: p.firm_quota });
+      const cap = h('input', { id: 'edit-cap', inputMode: 'decimal', value: p.cap_per_firm });
+      const days = h('input', { type: 'number', id: 'edit-days', min: 1, max: 366, step: 1, value: p.claim_validity_days });
+      const form = h('form', { className: 'row-form', noValidate: true },
+        field('年度企业名额', quota, '不能少于已入选的 ' + p.firms_admitted + ' 家'),
+        field('每户年度补贴上限（元）', cap, '不能低于已发放给任何一家企业的金额'),
+        field('未使用失效天数', days, '1–366 天，只影响今后领取的消费券'),
+        h('button', { type: 'submit', className: 'primary', text: '保存修改' }));
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        say(msg, '');
+        const patch = {};
+        if (Number(quota.value) !== p.firm_quota) patch.firm_quota = Number(quota.value);
+        if (cap.value.trim() !== p.cap_per_firm) {
+          if (!VC.isMoney(cap.value.trim())) { say(msg, '每户上限应为金额，最多两位小数。', 'error'); return; }
+          patch.cap_per_firm = cap.value.trim();
+        }
+        if (Number(days.value) !== p.claim_validity_days) patch.claim_validity_days = Number(days.value);
+        if (!Object.keys(patch).length) { say(msg, '没有需要保存的修改。', 'info'); return; }
+        const ok = await confirmDialog('确定修改 ' + p.year + ' 年度参数吗？修改会记入审计日志。', '保存');
+        if (!ok) return;
+        try {
+          const updated = await busy(form.querySelector('button'), '保存中…',
+            () => api.request('PATCH', '/api/bureau/programs/' + p.year, patch));
+          clear(body).append(programView(updated));
+          say(msg, '参数已保存。', 'success');
+        } catch (err) {
+          say(msg, errorText(err, {
+            invalid_transition: '不能这样修改：企业名额不能少于已入选的企业数（' + p.firms_admitted + ' 家），每户上限也不能低于已发放给任何一家企业的金额。',
+          }), 'error');
+        }
+      });
+      return h('div', null, view, card('修改参数', form));
+    };
+
+    root.append(
+      h('div', { className: 'page-head' }, h('h1', { text: '年度参数' }),
+        h('form', { className: 'inline', on: { submit: (e) => { e.preventDefault(); load(); } } },
+          field('年度', year), h('button', { type: 'submit', className: 'ghost', text: '查看' }))),
+      msg, body);
+    load();
+  }
+
+  // ---- Settlement runs -----------------------------------------------------------------------
+
+  function renderSettlement(root) {
+    const msg = msgArea();
+    const reportBox = h('div', { id: 'report-box' });
+    const runs = h('div');
+    const date = h('input', { type: 'date', id: 'run-date', value: VC.today(-1), max: VC.today() });
+    const runBtn = h('button', { type: 'submit', className: 'primary', id: 'run-button', text: '运行对账', disabled: !can('runSettlement') });
+    const viewBtn = h('button', { type: 'button', className: 'ghost', text: '查看该日报告' });
+
+    const loadRuns = async () => {
+      try {
+        const list = await api.get('/api/bureau/settlement-runs');
+        clear(runs).append(table([
+          { label: '业务日期', cell: (r) => r.business_date },
+          { label: '运行次数', cell: (r) => String(r.runs), className: 'num' },
+          { label: '最近运行', cell: (r) => VC.dateTime(r.last_run_at) },
+          { label: '结果', cell: (r) => r.ok ? badge('✓ 全部通过', 'ok') : badge('✗ 有不变量被破坏', 'bad') },
+          { label: '', cell: (r) => h('button', { type: 'button', className: 'ghost small', text: '查看报告', on: { click: () => showReport(r.business_date) } }) },
+        ], list, { empty: '还没有运行记录。', rowProps: (r) => ({ className: r.ok ? '' : 'broken' }) }));
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const showReport = async (d) => {
+      say(msg, '');
+      try {
+        const report = await api.get('/api/bureau/settlement-runs/' + d);
+        clear(reportBox).append(reportView(report));
+        reportBox.scrollIntoView({ block: 'start' });
+      } catch (err) {
+        clear(reportBox);
+        say(msg, err.code === 'not_found' ? d + ' 还没有对账记录。' : errorText(err), 'error');
+      }
+    };
+
+    const form = h('form', { className: 'row-form', noValidate: true },
+      field('业务日期（北京时间）', date, '可以重复运行，结果相同，不会重复处理'), runBtn, viewBtn);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      say(msg, '');
+      try {
+        const report = await busy(runBtn, '运行中…', () => api.post('/api/bureau/settlement-runs', { business_date: date.value }));
+        clear(reportBox).append(reportView(report));
+        const broken = report.invariants.filter((i) => !i.ok).length;
+        say(msg, broken
+          ? date.value + ' 的对账已运行，但有 ' + broken + ' 项不变量被破坏，详见下方报告。'
+          : date.value + ' 的对账已完成，全部不变量成立。', broken ? 'error' : 'success');
+        loadRuns();
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    });
+    viewBtn.addEventListener('click', () => showReport(date.value));
+
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '日终对账' })), msg,
+      card('运行对账', form, can('runSettlement') ? null : roleNote('只有管理员和审核员可以运行对账；您可以查看报告。')),
+      reportBox, card('运行记录（最近 100 个业务日）', runs));
+    loadRuns();
+  }
+
+  function reportView(r) {
+    const broken = r.invariants.filter((i) => !i.ok);
+    const figures = [
+      ['核销笔数', VC.integer(r.redemptions)], ['核销抵扣金额', money(r.discount_total)],
+      ['撤销笔数', VC.integer(r.reversals)], ['撤销金额', money(r.reversed_total)],
+      ['逾期未用失效', VC.integer(r.lapsed_vouchers) + ' 张'], ['过截止期作废', VC.integer(r.expired_vouchers) + ' 张'],
+      ['释放名额', VC.integer(r.released_slots) + ' 个'], ['生成结算单', VC.integer(r.statements_created) + ' 张'],
+    ];
+    return h('section', { className: 'card report' + (broken.length ? ' report-broken' : '') },
+      h('h2', { text: r.business_date + ' 对账报告' }),
+      broken.length
+        ? h('div', { className: 'alert-banner', attrs: { role: 'alert' } },
+          h('strong', { text: '✗ 对账发现 ' + broken.length + ' 项不变量被破坏，请立即核查！' }),
+          h('ul', null, broken.map((i) => h('li', { text: (INVARIANTS[i.name] || i.name) + '：' + i.detail }))))
+        : h('div', { className: 'ok-banner', text: '✓ 全部 ' + r.invariants.length + ' 项不变量均成立。' }),
+      h('div', { className: 'mini-figures' }, figures.map(([k, v]) => h('div', null, h('span', { text: k }), h('strong', { text: v })))),
+      table([
+        { label: '结果', cell: (i) => i.ok ? badge('✓ 成立', 'ok') : badge('✗ 被破坏', 'bad') },
+        { label: '不变量', cell: (i) => h('span', null, INVARIANTS[i.name] || i.name, h('span', { className: 'muted small mono', text: ' ' + i.name })) },
+        { label: '详情', cell: (i) => i.detail },
+      ], r.invariants, { rowProps: (i) => ({ className: i.ok ? '' : 'broken' }) }));
+  }
+
+  // ---- Monthly statements --------------------------------------------------------------------
+
+  function renderStatements(root) {
+    const msg = msgArea();
+    const month = h('input', { type: 'month', id: 'statement-month', value: VC.thisMonth(), max: VC.thisMonth() });
+    const list = h('div', { id: 'statement-list' });
+    const closeBtn = h('button', { type: 'button', className: 'primary', id: 'close-month', text: '关账：生成 / 刷新该月结算单', disabled: !can('closeMonth') });
+
+    const load = async () => {
+      if (!/^\d{4}-\d{2}$/.test(month.value)) { say(msg, '请选择月份。', 'error'); return; }
+      try {
+        const statements = await api.get('/api/bureau/statements?month=' + month.value);
+        clear(list).append(statementTable(statements));
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    closeBtn.addEventListener('click', async () => {
+      say(msg, '');
+      try {
+        const statements = await busy(closeBtn, '关账中…', () => api.post('/api/bureau/statements', { month: month.value }));
+        clear(list).append(statementTable(statements));
+        say(msg, month.value + ' 已关账：' + statements.length + ' 张结算单（草稿会随每次关账刷新，审核后冻结）。', 'success');
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    });
+
+    const act = async (button, busyText, fn, done) => {
+      say(msg, '');
+      try {
+        await busy(button, busyText, fn);
+        say(msg, done, 'success');
+        await load();
+      } catch (err) {
+        say(msg, errorText(err, {
+          invalid_transition: '结算单当前的状态不允许这项操作：须先审核（草稿 → 已审核），再付款（已审核 → 已付款）。',
+        }), 'error');
+      }
+    };
+
+    const exportFile = async (s, ext, button) => {
+      say(msg, '');
+      try {
+        const blob = await busy(button, '导出中…', () => api.blob('/api/bureau/statements/' + s.id + '/lines.' + ext));
+        VC.download(blob, 'statement-' + s.month + '-' + s.platform_uscc + '.' + ext);
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const actions = (s) => {
+      const box = h('div', { className: 'actions-cell' });
+      if (s.status === 'draft') {
+        if (can('approvePay')) {
+          box.append(h('button', {
+            type: 'button', className: 'primary small approve', text: '审核通过',
+            on: {
+              click: async (e) => {
+                const btn = e.currentTarget;
+                if (!await confirmDialog('审核通过「' + s.platform_name + '」' + s.month + ' 的结算单（' + money(s.total) + '）？审核后该月核销被锁定，不能再撤销。', '审核通过')) return;
+                act(btn, '审核中…', () => api.post('/api/bureau/statements/' + s.id + '/approve'), '结算单已审核。');
+              },
+            },
+          }));
+        } else {
+          box.append(h('span', { className: 'muted small', text: '待财务审核' }));
+        }
+      } else if (s.status === 'approved') {
+        if (can('approvePay')) {
+          const ref = h('input', { className: 'ref-input', placeholder: '付款凭证号', maxLength: 100 });
+          const pay = h('button', { type: 'button', className: 'primary small pay', text: '确认付款' });
+          pay.addEventListener('click', () => {
+            const reference = ref.value.trim();
+            if (!reference) { say(msg, '请填写付款凭证号（银行或国库支付的流水号）。', 'error'); ref.focus(); return; }
+            act(pay, '记录中…', () => api.post('/api/bureau/statements/' + s.id + '/payment', { reference: reference }),
+              '已记录付款，凭证号 ' + reference + '。');
+          });
+          box.append(h('span', { className: 'pay-row' }, ref, pay));
+        } else {
+          box.append(h('span', { className: 'muted small', text: '待财务付款' }));
+        }
+      }
+      const csv = h('button', { type: 'button', className: 'ghost small', text: '导出 CSV' });
+      csv.addEventListener('click', () => exportFile(s, 'csv', csv));
+      const xlsx = h('button', { type: 'button', className: 'ghost small', text: '导出 XLSX' });
+      xlsx.addEventListener('click', () => exportFile(s, 'xlsx', xlsx));
+      box.append(h('span', { className: 'export-row' }, csv, xlsx));
+      return box;
+    };
+
+    const open = new Set();
+    const statementTable = (statements) => table([
+      { label: '平台', cell: (s) => h('div', null, h('strong', { text: s.platform_name }), h('div', { className: 'muted small mono', text: s.platform_uscc })) },
+      { label: '月份', cell: (s) => s.month },
+      { label: '状态', cell: (s) => { const [t, k] = STATEMENT_STATUS[s.status] || [s.status, 'muted']; return badge(t, k + ' status'); } },
+      {
+        label: '明细', cell: (s) => h('button', {
+          type: 'button', className: 'link small', text: s.lines.length + ' 笔 ' + (open.has(s.id) ? '▲' : '▼'),
+          on: { click: () => { if (open.has(s.id)) open.delete(s.id); else open.add(s.id); clear(list).append(statementTable(statements)); } },
+        }),
+      },
+      { label: '合计（应付平台）', cell: (s) => h('strong', { className: 'total', text: money(s.total) }), className: 'num' },
+      { label: '审核', cell: (s) => s.approved_at ? h('div', null, VC.dateTime(s.approved_at), h('div', { className: 'small muted', text: s.approved_by ? '审核人 ' + s.approved_by.replace(/^staff:/, '') : '' })) : '—' },
+      { label: '付款', cell: (s) => s.paid_at ? h('div', null, VC.dateTime(s.paid_at), h('div', { className: 'small mono', text: '凭证 ' + (s.payment_reference || '') })) : '—' },
+      { label: '操作', cell: actions },
+    ], statements, {
+      empty: '该月还没有结算单。关账后，每个有核销的平台生成一张。',
+      rowProps: (s) => ({ dataset: { statementId: s.id, status: s.status } }),
+      after: (s, n) => open.has(s.id)
+        ? h('tr', { className: 'lines-row' }, h('td', { colSpan: n }, table([
+          { label: '发票号', cell: (l) => l.invoice_no },
+          { label: '券码', cell: (l) => h('span', { className: 'mono', text: l.voucher_code }) },
+          { label: '企业', cell: (l) => l.firm_name + '（' + l.firm_uscc + '）' },
+          { label: '账单金额', cell: (l) => money(l.bill_amount), className: 'num' },
+          { label: '抵扣（报销）', cell: (l) => money(l.discount), className: 'num' },
+          { label: '合同 / 账期', cell: (l) => [l.contract_no, l.billing_period].filter(Boolean).join(' / ') || '—' },
+          { label: '核销时间', cell: (l) => VC.dateTime(l.created_at) },
+        ], s.lines, { className: 'inner' })))
+        : null,
+    });
+
+    const form = h('form', { className: 'row-form', noValidate: true, on: { submit: (e) => { e.preventDefault(); say(msg, ''); load(); } } },
+      field('月份（北京时间）', month), h('button', { type: 'submit', className: 'ghost', text: '查询' }), closeBtn);
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '月度结算' })), msg,
+      card(null, form,
+        can('approvePay') ? null : roleNote('结算单的审核和付款只能由财务完成（职责分离）；您可以关账、查看和导出。')),
+      card('结算单', list));
+    load();
+  }
+
+  // ---- Audit log -----------------------------------------------------------------------------
+
+  function renderAudit(root) {
+    const msg = msgArea();
+    const verifyBox = h('div', { id: 'audit-verify' });
+    const list = h('div');
+    const PAGE = 50;
+    const stack = []; // the `after` of each page shown before this one
+    let after = 0;
+    let total = 0; // entries counted by the last verification (sealed + pending)
+    let flagged = new Set(); // seqs the last verification found edited
+
+    // The last page: from the verification's count (seqs can have gaps, so walk on from there).
+    const jumpToEnd = async (button) => {
+      try {
+        await busy(button, '查找中…', async () => {
+          const start = Math.max(after, total - PAGE);
+          if (start > after) { stack.push(after); after = start; }
+          for (;;) {
+            const page = await api.get('/api/bureau/audit?after=' + after + '&limit=' + PAGE);
+            if (page.length < PAGE) break;
+            const last = page[page.length - 1].seq;
+            const more = await api.get('/api/bureau/audit?after=' + last + '&limit=1');
+            if (!more.length) break;
+            stack.push(after);
+            after = last;
+          }
+        });
+        await load();
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const verify = async () => {
+      clear(verifyBox).append(h('p', { className: 'muted', text: '正在校验审计链…' }));
+      try {
+        const v = await api.get('/api/bureau/audit/verify');
+        total = v.entries + v.pending;
+        flagged = new Set(v.findings.map((f) => f.seq).filter((x) => x !== null && x !== undefined));
+        if (flagged.size) load();
+        clear(verifyBox).append(v.ok
+          ? h('div', { className: 'ok-banner', id: 'audit-ok', text: '✓ 审计链完整：已校验 ' + VC.integer(v.entries) + ' 条记录，未发现篡改或删除' +
+            (v.pending ? '（另有 ' + v.pending + ' 条刚写入、待封存，几秒后会纳入校验）' : '') + '。' })
+          : h('div', { className: 'alert-banner', id: 'audit-broken', attrs: { role: 'alert' } },
+            h('strong', { text: '✗ 审计链校验失败：发现 ' + v.findings.length + ' 处问题，记录可能被篡改或删除！' }),
+            h('ul', null, v.findings.map((f) => h('li', {
+              text: '链位置 ' + f.pos + (f.seq !== null && f.seq !== undefined ? '（序号 ' + f.seq + '）' : '') + '：' +
+                (f.problem === 'removed' ? '被删除' : f.problem === 'edited' ? '被修改' : f.problem) + ' — ' + f.detail,
+            })))));
+      } catch (err) {
+        clear(verifyBox).append(h('p', { className: 'msg error', text: errorText(err) }));
+      }
+    };
+
+    const load = async () => {
+      try {
+        const entries = await api.get('/api/bureau/audit?after=' + after + '&limit=' + PAGE);
+        clear(list).append(
+          table([
+            { label: '序号', cell: (e) => String(e.seq), className: 'num' },
+            { label: '时间', cell: (e) => VC.dateTime(e.at) },
+            { label: '操作人', cell: (e) => h('span', { className: 'mono small', text: e.actor }) },
+            { label: '动作', cell: (e) => h('span', null, ACTIONS[e.action] || e.action, h('div', { className: 'muted small mono', text: e.action })) },
+            { label: '对象', cell: (e) => h('span', { className: 'mono small', text: e.subject || '—' }) },
+            { label: '详情', cell: (e) => detailCell(e.detail) },
+            { label: '链位置', cell: (e) => e.chain_pos === null || e.chain_pos === undefined ? badge('待封存', 'muted') : String(e.chain_pos), className: 'num' },
+          ], entries, { empty: '没有更多记录。', className: 'audit', rowProps: (e) => ({ className: flagged.has(e.seq) ? 'broken' : '' }) }),
+          h('div', { className: 'pager' },
+            h('button', { type: 'button', className: 'ghost small', text: '« 第一页', disabled: !stack.length, on: { click: () => { stack.length = 0; after = 0; load(); } } }),
+            h('button', { type: 'button', className: 'ghost small', text: '‹ 上一页', disabled: !stack.length, on: { click: () => { after = stack.pop(); load(); } } }),
+            h('span', { className: 'muted small', text: entries.length ? '序号 ' + entries[0].seq + '–' + entries[entries.length - 1].seq : '' }),
+            h('button', {
+              type: 'button', className: 'ghost small', text: '下一页 ›', disabled: entries.length < PAGE,
+              on: { click: () => { stack.push(after); after = entries[entries.length - 1].seq; load(); } },
+            }),
+            h('button', { type: 'button', className: 'ghost small', text: '最新 »', disabled: entries.length < PAGE, on: { click: (e) => jumpToEnd(e.currentTarget) } })));
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '审计日志' }),
+      h('button', { type: 'button', className: 'ghost', text: '重新校验', on: { click: verify } })),
+    msg, verifyBox, card('记录（按写入顺序，每页 ' + PAGE + ' 条）', list));
+    verify();
+    load();
+  }
+
+  function detailCell(detail) {
+    if (detail === null || detail === undefined) return '—';
+    const text = typeof detail === 'string' ? detail : JSON.stringify(detail);
+    const short = text.length > 140 ? text.slice(0, 140) + '…' : text;
+    return h('code', { className: 'detail', title: text, text: short });
+  }
+
+  // ---- Rules evaluation ----------------------------------------------------------------------
+
+  function renderRules(root) {
+    const msg = msgArea();
+    const date = h('input', { type: 'date', id: 'rules-date', value: VC.today() });
+    const measure = h('select', { id: 'rules-measure' });
+    const facts = h('textarea', { id: 'rules-facts', rows: 9, spellcheck: false, className: 'mono' });
+    const result = h('div', { id: 'rules-result' });
+    let measures = [];
+
+    const template = () => {
+      const ex = FACT_EXAMPLES[measure.value];
+      facts.value = JSON.stringify(ex || {}, null, 2);
+    };
+
+    const loadMeasures = async () => {
+      say(msg, '');
+      const keep = measure.value;
+      try {
+        measures = await api.get('/api/rules/measures?date=' + date.value);
+        VC.append(clear(measure), measures.map((m) => h('option', {
+          value: m.id, text: m.clause + ' ' + m.title + (m.annual_quota !== null && m.annual_quota !== undefined ? '（每年 ' + m.annual_quota + ' 个）' : ''),
+        })));
+        if (!measures.length) measure.append(h('option', { value: '', text: '该日期没有生效的政策条款' }));
+        if (measures.some((m) => m.id === keep)) measure.value = keep;
+        else if (measures.some((m) => m.id === 'cloud_voucher')) measure.value = 'cloud_voucher';
+        if (measure.value !== keep) template();
+      } catch (err) {
+        clear(measure).append(h('option', { value: '', text: '—' }));
+        say(msg, err.code === 'not_found' ? date.value + ' 没有生效的政策（2021-03-11 之前无措施）。' : errorText(err), 'error');
+      }
+    };
+
+    const form = h('form', { className: 'rules-form', noValidate: true },
+      h('div', { className: 'row-form' }, field('评估日期（决定适用的政策版本）', date), field('政策条款', measure)),
+      field('申请人事实数据（JSON 对象）', facts, '金额用字符串（如 "50000.00"），数量用整数，是否用 true/false。切换条款会填入示例。'),
+      h('div', { className: 'row-form' },
+        h('button', { type: 'submit', className: 'primary', id: 'evaluate', text: '计算' }),
+        h('button', { type: 'button', className: 'ghost', text: '填入示例', on: { click: template } })));
+    date.addEventListener('change', loadMeasures);
+    measure.addEventListener('change', template);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      say(msg, '');
+      let parsed;
+      try {
+        parsed = JSON.parse(facts.value);
+      } catch (e) {
+        say(msg, '事实数据不是有效的 JSON：' + e.message, 'error');
+        return;
+      }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        say(msg, '事实数据应为 JSON 对象，例如 {"annual_fee": "50000.00"}。', 'error');
+        return;
+      }
+      try {
+        const r = await busy(form.querySelector('#evaluate'), '计算中…',
+          () => api.post('/api/rules/evaluate', { measure: measure.value, date: date.value, facts: parsed }));
+        clear(result).append(evaluationView(r));
+      } catch (err) {
+        clear(result);
+        let text = errorText(err, { not_found: '该条款不存在，或在 ' + date.value + ' 不生效。' });
+        if (err.code === 'validation_failed' && err.field && !['measure', 'date', 'facts'].includes(err.field)) {
+          text = '事实「' + err.field + '」缺失或类型不对' + (err.detail ? '：' + err.detail : '') + '。';
+        }
+        say(msg, text, 'error');
+      }
+    });
+
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '政策计算' })), msg,
+      card('按政策条款评估（不做登记）', form), result);
+    loadMeasures().then(template);
+  }
+
+  function evaluationView(r) {
+    const m = r.measure;
+    return card('评估结果',
+      h('div', { className: 'eval-head' },
+        h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '是否符合条件' }),
+          h('div', { className: 'figure-value ' + (r.eligible ? 'good' : 'bad'), id: 'eval-eligible', text: r.eligible ? '✓ 符合' : '✗ 不符合' })),
+        h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '奖励 / 补贴金额' }),
+          h('div', { className: 'figure-value', id: 'eval-award', text: money(r.award) })),
+        h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '政策版本' }),
+          h('div', { className: 'figure-value small-value', text: r.policy_version === 'revised' ? '修订版（revised）' : r.policy_version + ' 版' })),
+        h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '年度名额' }),
+          h('div', { className: 'figure-value small-value', text: r.annual_quota === null || r.annual_quota === undefined ? '不限' : r.annual_quota + ' 个' }))),
+      h('p', { className: 'muted small mono', text: '条款 ' + m + ' · 参数文件 sha256 ' + r.params_hash }),
+      h('h3', { text: '计算过程' }),
+      table([
+        { label: '#', cell: (t) => String(r.trace.indexOf(t) + 1), className: 'num' },
+        { label: '条款', cell: (t) => t.clause },
+        { label: '步骤', cell: (t) => t.step },
+        { label: '数值与结论', cell: (t) => t.value },
+      ], r.trace, { className: 'trace' }));
+  }
+
+  // ---- Start ---------------------------------------------------------------------------------
+
+  setupLogin();
+  window.addEventListener('hashchange', route);
+  route();
+})();

@@ -1,1 +1,549 @@
+// The firm mini-portal: register, log in, see the year's standing, quote and claim a voucher,
+// list vouchers and show one with its QR code, cancel an unused one. Views are sections of
+// index.html switched by the URL hash (#/login, #/register, #/home, #/voucher/<id>).
+'use strict';
 
+(function () {
+  const { h, clear, money, toFen, fromFen } = VC;
+  const $ = (id) => document.getElementById(id);
+
+  const api = VC.createClient('voucher.portal.token', () => {
+    api.clear();
+    notice('登录已过期，请重新登录。', 'error');
+    go('#/login');
+  });
+
+  const STATUS = {
+    active: ['可使用', 'ok'],
+    exhausted: ['已用完', 'muted'],
+    cancelled: ['已取消', 'muted'],
+    lapsed: ['已失效（逾期未使用）', 'bad'],
+    expired: ['已过期', 'bad'],
+  };
+
+  const LOGIN_ERRORS = {
+    unauthorized: '统一社会信用代码或密码不正确，请重新输入。',
+  };
+
+  const state = { me: null, platforms: [], vouchers: [], quote: null, qrUrl: null };
+
+  // ---- Small helpers -------------------------------------------------------------------------
+
+  function go(hash) {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  }
+
+  let noticeTimer = null;
+  function notice(text, kind) {
+    const n = $('notice');
+    clearTimeout(noticeTimer);
+    if (!text) {
+      n.hidden = true;
+      return;
+    }
+    n.textContent = text;
+    n.className = 'notice ' + (kind || 'info');
+    n.hidden = false;
+    if (kind !== 'error') noticeTimer = setTimeout(() => { n.hidden = true; }, 6000);
+  }
+
+  function formError(container, text, quiet) {
+    const p = container.querySelector('.form-error');
+    p.textContent = text || '';
+    p.hidden = !text;
+    if (text && !quiet) p.scrollIntoView({ block: 'nearest' });
+  }
+
+  // Runs `fn` with `button` disabled and showing `busyText`.
+  async function busy(button, busyText, fn) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = busyText;
+    try {
+      return await fn();
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  // Upper-cases a USCC input as it is typed, keeping the caret.
+  function upperCaseInput(input) {
+    input.addEventListener('input', () => {
+      const pos = input.selectionStart;
+      const v = input.value.toUpperCase().replace(/\s+/g, '');
+      if (v !== input.value) {
+        input.value = v;
+        try { input.setSelectionRange(pos, pos); } catch (e) { /* not a text input */ }
+      }
+    });
+  }
+
+  function showView(name) {
+    for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== 'view-' + name;
+    $('logout').hidden = !api.token();
+    window.scrollTo(0, 0);
+  }
+
+  function statusBadge(status) {
+    const [label, kind] = STATUS[status] || [status, 'muted'];
+    return h('span', { className: 'badge ' + kind, text: label });
+  }
+
+  function dlRow(term, value, opts) {
+    return [h('dt', { text: term }), h('dd', Object.assign({ text: value }, opts || {}))];
+  }
+
+  // ---- Routing -------------------------------------------------------------------------------
+
+  function route() {
+    const hash = location.hash;
+    if (!api.token()) {
+      showView(hash === '#/register' ? 'register' : 'login');
+      return;
+    }
+    const m = hash.match(/^#\/voucher\/([0-9a-fA-F-]{36})$/);
+    if (m) {
+      showVoucher(m[1]);
+    } else if (hash !== '#/home') {
+      history.replaceState(null, '', '#/home');
+      showHome();
+    } else {
+      showHome();
+    }
+  }
+
+  // ---- Log in --------------------------------------------------------------------------------
+
+  async function login(uscc, password) {
+    const session = await api.post('/api/portal/sessions', { uscc: uscc, password: password }, { auth: false });
+    api.setToken(session.token);
+  }
+
+  function setupLogin() {
+    const form = $('login-form');
+    upperCaseInput($('login-uscc'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const uscc = $('login-uscc').value.trim().toUpperCase();
+      const password = $('login-password').value;
+      const check = VC.checkUscc(uscc);
+      if (!check.ok) {
+        formError(form, check.message);
+        $('login-uscc').focus();
+        return;
+      }
+      if (!password) {
+        formError(form, '请输入密码。');
+        $('login-password').focus();
+        return;
+      }
+      formError(form, '');
+      const button = form.querySelector('button[type=submit]');
+      try {
+        await busy(button, '正在登录…', () => login(uscc, password));
+        $('login-password').value = '';
+        notice('');
+        go('#/home');
+      } catch (err) {
+        formError(form, VC.errorText(err, LOGIN_ERRORS));
+      }
+    });
+    $('logout').addEventListener('click', () => {
+      api.clear();
+      state.me = null;
+      state.quote = null;
+      notice('您已退出登录。', 'info');
+      go('#/login');
+    });
+  }
+
+  // ---- Register ------------------------------------------------------------------------------
+
+  // Section C manufacturing, divisions 13–43.
+  function isManufacturing(code) {
+    return /^C(1[3-9]|[23][0-9]|4[0-3])[0-9]{0,2}$/.test(code);
+  }
+
+  function setupRegister() {
+    const form = $('register-form');
+    const usccInput = $('reg-uscc');
+    const hint = $('reg-uscc-hint');
+    upperCaseInput(usccInput);
+    upperCaseInput($('reg-industry'));
+
+    const showUsccHint = () => {
+      const r = VC.checkUscc(usccInput.value);
+      hint.textContent = r.message;
+      hint.className = 'hint ' + (r.ok ? 'good' : r.partial ? '' : 'bad');
+      usccInput.classList.toggle('invalid', !r.ok && !r.partial);
+      usccInput.classList.toggle('valid', r.ok);
+    };
+    usccInput.addEventListener('input', showUsccHint);
+    usccInput.addEventListener('blur', () => {
+      const r = VC.checkUscc(usccInput.value);
+      if (r.partial && usccInput.value) {
+        hint.className = 'hint bad';
+        usccInput.classList.add('invalid');
+      }
+    });
+    showUsccHint();
+
+    const eligibility = () => {
+      const code = $('reg-industry').value.trim();
+      const district = $('reg-district').value;
+      const note = $('reg-eligibility');
+      const problems = [];
+      if (code.length >= 3 && !isManufacturing(code)) problems.push('行业代码不属于制造业（C13–C43）');
+      if (district !== '宝安区') problems.push('注册地不在宝安区');
+      note.textContent = problems.length
+        ? '提示：' + problems.join('，') + '。可以注册，但暂时不能申领消费券。'
+        : '';
+      note.hidden = problems.length === 0;
+    };
+    $('reg-industry').addEventListener('input', eligibility);
+    $('reg-district').addEventListener('change', eligibility);
+
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const data = {
+        uscc: usccInput.value.trim().toUpperCase(),
+        name: $('reg-name').value.trim(),
+        industry_code: $('reg-industry').value.trim().toUpperCase(),
+        district: $('reg-district').value,
+        contact_name: $('reg-contact').value.trim(),
+        contact_phone: $('reg-phone').value.replace(/[\s-]/g, ''),
+        password: $('reg-password').value,
+      };
+      const problem = (() => {
+        const u = VC.checkUscc(data.uscc);
+        if (!u.ok) return [usccInput, '统一社会信用代码：' + u.message];
+        if (!data.name) return [$('reg-name'), '请填写企业名称。'];
+        if (!/^[A-Z][0-9]{2,4}$/.test(data.industry_code)) return [$('reg-industry'), '请填写正确的行业代码，例如 C3911。'];
+        if (!data.contact_name) return [$('reg-contact'), '请填写联系人。'];
+        if (!/^[0-9]{5,20}$/.test(data.contact_phone)) return [$('reg-phone'), '联系电话应为 5–20 位数字。'];
+        if (data.password.length < 10) return [$('reg-password'), '密码至少需要 10 个字符。'];
+        if (data.password !== $('reg-password2').value) return [$('reg-password2'), '两次输入的密码不一致。'];
+        return null;
+      })();
+      if (problem) {
+        formError(form, problem[1]);
+        problem[0].focus();
+        return;
+      }
+      formError(form, '');
+      const button = form.querySelector('button[type=submit]');
+      try {
+        const firm = await busy(button, '正在注册…', async () => {
+          const created = await api.post('/api/portal/firms', data, { auth: false });
+          await login(data.uscc, data.password);
+          return created;
+        });
+        form.reset();
+        showUsccHint();
+        eligibility();
+        notice(firm.eligible
+          ? '注册成功，欢迎使用！贵企业符合申领条件，可以申领消费券。'
+          : '注册成功。贵企业目前不符合申领条件（仅限宝安区制造业企业），暂时不能申领。', firm.eligible ? 'success' : 'info');
+        go('#/home');
+      } catch (err) {
+        formError(form, VC.errorText(err, {
+          already_registered: '该统一社会信用代码已经注册过了，请直接登录。',
+        }));
+      }
+    });
+  }
+
+  // ---- Home ----------------------------------------------------------------------------------
+
+  async function showHome() {
+    showView('home');
+    resetQuote();
+    try {
+      const [me, platforms, vouchers] = await Promise.all([
+        api.get('/api/portal/me'),
+        api.get('/api/portal/platforms'),
+        api.get('/api/portal/vouchers'),
+      ]);
+      state.me = me;
+      state.platforms = platforms;
+      state.vouchers = vouchers;
+      renderMe();
+      renderClaim();
+      renderVouchers();
+    } catch (err) {
+      if (err.code !== 'unauthorized') notice(VC.errorText(err), 'error');
+    }
+  }
+
+  function renderMe() {
+    const me = state.me;
+    const card = clear($('me-card'));
+    const capFen = toFen(me.granted) + toFen(me.cap_remaining);
+    card.append(
+      h('div', { className: 'firm-head' },
+        h('h2', { text: me.name }),
+        h('div', { className: 'firm-meta', text: me.uscc + ' · ' + me.industry_code + ' · ' + me.district })),
+      me.eligible
+        ? h('p', { className: 'eligibility ok', id: 'eligibility', text: '✓ 符合申领条件' })
+        : h('p', { className: 'eligibility bad', id: 'eligibility' },
+          '✗ 暂不符合申领条件',
+          h('span', { className: 'small', text: '仅限注册在宝安区、行业代码为 C13–C43 的制造业企业。' })),
+      h('div', { className: 'standing' + (me.eligible ? '' : ' dim') },
+        h('div', { className: 'standing-label', text: me.year + ' 年度剩余补贴额度' + (me.eligible ? '' : '（符合条件后可用）') }),
+        h('div', { className: 'standing-value', id: 'cap-remaining', text: money(me.cap_remaining) }),
+        h('div', { className: 'standing-of', text: '每家企业每年最高 ' + money(fromFen(capFen)) }),
+        h('progress', { className: 'bar', max: capFen || 1, value: toFen(me.granted) })),
+      h('dl', { className: 'facts' },
+        dlRow('已获消费券', money(me.granted)),
+        dlRow('已使用', money(me.redeemed)),
+        dlRow('本年度名额', me.admitted
+          ? '贵企业已入选（已占用名额）'
+          : '全区剩余 ' + VC.integer(me.quota_remaining) + ' 个名额')));
+  }
+
+  function renderClaim() {
+    const me = state.me;
+    const form = $('claim-form');
+    const select = clear($('claim-platform'));
+    select.append(h('option', { value: '', text: state.platforms.length ? '请选择平台' : '暂无可选平台' }));
+    for (const p of state.platforms) select.append(h('option', { value: p.id, text: p.name }));
+    let blocked = '';
+    if (!me.eligible) blocked = VC.ERRORS.not_eligible;
+    else if (toFen(me.cap_remaining) <= 0) blocked = VC.ERRORS.firm_cap_reached;
+    else if (!me.admitted && me.quota_remaining <= 0) blocked = VC.ERRORS.quota_exhausted;
+    for (const el of form.elements) el.disabled = !!blocked;
+    formError(form, blocked, true);
+  }
+
+  function renderVouchers() {
+    const list = clear($('voucher-list'));
+    // A firm that holds vouchers mostly comes back for them: show them before the claim form.
+    const card = $('vouchers-card');
+    if (state.vouchers.length) card.parentNode.insertBefore(card, $('claim-card'));
+    else card.parentNode.appendChild(card);
+    if (!state.vouchers.length) {
+      list.append(h('li', { className: 'empty', text: state.me && state.me.eligible
+        ? '还没有消费券。在上方选择平台、填写服务费即可申领。'
+        : '还没有消费券。' }));
+      return;
+    }
+    for (const v of state.vouchers) {
+      list.append(h('li', null,
+        h('a', { className: 'voucher-item' + (v.status === 'active' ? '' : ' inactive'), href: '#/voucher/' + v.id, dataset: { code: v.code } },
+          h('div', { className: 'vi-top' },
+            h('span', { className: 'code', text: v.code }),
+            statusBadge(v.status)),
+          h('div', { className: 'vi-platform', text: v.platform_name }),
+          h('div', { className: 'vi-amounts' },
+            h('span', null, '余额 ', h('strong', { text: money(v.remaining) })),
+            h('span', { className: 'muted', text: '面额 ' + money(v.face_value) })),
+          h('div', { className: 'vi-expiry muted', text: '有效期至 ' + VC.dateTime(v.expires_at) }))));
+    }
+  }
+
+  // ---- Quote and claim -----------------------------------------------------------------------
+
+  function resetQuote() {
+    state.quote = null;
+    $('quote-box').hidden = true;
+    $('claim-form').classList.remove('locked');
+    $('quote-button').hidden = false;
+    for (const el of [$('claim-platform'), $('claim-fee')]) el.readOnly = false;
+    $('claim-platform').disabled = false;
+    formError($('quote-box'), '');
+  }
+
+  function setupClaim() {
+    const form = $('claim-form');
+    const fee = $('claim-fee');
+    fee.addEventListener('input', () => { if (state.quote) resetQuote(); });
+    $('claim-platform').addEventListener('change', () => { if (state.quote) resetQuote(); });
+    fee.addEventListener('blur', () => {
+      // "50000" → "50000.00", "1,234.5" → "1234.50".
+      const v = fee.value.replace(/[,，\s¥￥]/g, '');
+      if (VC.isMoney(v)) fee.value = fromFen(toFen(v));
+    });
+
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const platformId = $('claim-platform').value;
+      const feeText = fee.value.replace(/[,，\s¥￥]/g, '');
+      if (!platformId) {
+        formError(form, '请先选择平台。');
+        $('claim-platform').focus();
+        return;
+      }
+      if (!VC.isMoney(feeText) || toFen(feeText) <= 0) {
+        formError(form, '请输入大于 0 的服务费金额，最多两位小数，例如 50000.00。');
+        fee.focus();
+        return;
+      }
+      formError(form, '');
+      const body = { platform_id: platformId, annual_fee: fromFen(toFen(feeText)) };
+      try {
+        const quote = await busy($('quote-button'), '正在计算…', () => api.post('/api/portal/vouchers/quote', body));
+        state.quote = { body: body, result: quote };
+        showQuote();
+      } catch (err) {
+        formError(form, VC.errorText(err));
+      }
+    });
+
+    $('quote-edit').addEventListener('click', () => {
+      resetQuote();
+      fee.focus();
+    });
+
+    $('claim-button').addEventListener('click', async () => {
+      if (!state.quote) return;
+      const box = $('quote-box');
+      formError(box, '');
+      try {
+        const voucher = await busy($('claim-button'), '正在申领…', () => api.post('/api/portal/vouchers', state.quote.body));
+        resetQuote();
+        fee.value = '';
+        notice('申领成功！消费券面额 ' + money(voucher.face_value) + '，请在平台结算时出示二维码。', 'success');
+        go('#/voucher/' + voucher.id);
+      } catch (err) {
+        formError(box, VC.errorText(err));
+      }
+    });
+  }
+
+  function showQuote() {
+    const { body, result } = state.quote;
+    const platform = state.platforms.find((p) => p.id === body.platform_id);
+    $('quote-face').textContent = money(result.face_value);
+    const after = fromFen(toFen(result.cap_remaining) - toFen(result.face_value));
+    const full = Math.floor(toFen(body.annual_fee) * 30 / 100);
+    const facts = clear($('quote-facts'));
+    VC.append(facts, [
+      dlRow('平台', platform ? platform.name : ''),
+      dlRow('年服务费', money(body.annual_fee)),
+      dlRow('申领前剩余额度', money(result.cap_remaining)),
+      dlRow('申领后剩余额度', money(after)),
+      dlRow('本年度名额', state.me && state.me.admitted
+        ? '已入选，本次不再占用名额'
+        : '全区剩余 ' + VC.integer(result.quota_remaining) + ' 个，本次将占用 1 个')]);
+    if (toFen(result.face_value) < full) {
+      facts.append(h('p', { className: 'hint warn', text: '服务费的 30% 超出了剩余额度，面额已按剩余额度封顶。' }));
+    }
+    $('claim-platform').disabled = true;
+    $('claim-fee').readOnly = true;
+    $('quote-button').hidden = true;
+    $('quote-box').hidden = false;
+    $('quote-box').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }
+
+  // ---- One voucher ---------------------------------------------------------------------------
+
+  async function showVoucher(id) {
+    showView('voucher');
+    const box = clear($('voucher-detail'));
+    box.append(h('p', { className: 'muted', text: '正在加载…' }));
+    let v;
+    try {
+      v = await api.get('/api/portal/vouchers/' + id);
+    } catch (err) {
+      clear(box).append(h('p', { className: 'form-error', text: VC.errorText(err) }));
+      return;
+    }
+    renderVoucher(v);
+  }
+
+  function renderVoucher(v) {
+    const box = clear($('voucher-detail'));
+    const live = v.status === 'active';
+    const unused = toFen(v.redeemed) === 0;
+    const lapsable = live && unused && new Date(v.lapses_at) < new Date(v.expires_at);
+    const img = h('img', { id: 'qr-img', className: 'qr' + (live ? '' : ' dim'), alt: '消费券二维码 ' + v.code, width: 280, height: 280 });
+    const qrWrap = h('div', { className: 'qr-wrap' }, img,
+      live ? null : h('div', { className: 'qr-stamp', text: (STATUS[v.status] || [v.status])[0] }));
+
+    VC.append(box, [
+      h('div', { className: 'vd-head' },
+        h('span', { className: 'vd-platform', text: v.platform_name }),
+        statusBadge(v.status)),
+      qrWrap,
+      h('p', { className: 'qr-hint', text: live ? '在平台结算时出示此二维码，或告知下面的券码。' : '此消费券已不能使用。' }),
+      h('div', { className: 'code-row' },
+        h('span', { className: 'code big', id: 'voucher-code', text: v.code }),
+        h('button', {
+          type: 'button', className: 'ghost small', text: '复制券码',
+          on: { click: async (ev) => { ev.currentTarget.textContent = (await VC.copyText(v.code)) ? '已复制' : '请手动抄写'; } },
+        })),
+      h('div', { className: 'balance' + (live ? '' : ' dim') },
+        h('div', { className: 'standing-label', text: live ? '余额' : '余额（已不能使用）' }),
+        h('div', { className: 'standing-value', id: 'voucher-remaining', text: money(v.remaining) }),
+        h('progress', { className: 'bar', max: toFen(v.face_value) || 1, value: toFen(v.redeemed) })),
+      h('dl', { className: 'facts' },
+        dlRow('面额', money(v.face_value)),
+        dlRow('已使用', money(v.redeemed), { id: 'voucher-redeemed' }),
+        dlRow('状态', (STATUS[v.status] || [v.status])[0]),
+        dlRow('有效期至', VC.dateTime(v.expires_at) + '（北京时间）', { id: 'voucher-expiry' }),
+        dlRow('领取时间', VC.dateTime(v.issued_at)),
+        lapsable
+          ? dlRow('首次使用截止', VC.dateTime(v.lapses_at), { id: 'voucher-lapse' })
+          : null),
+      lapsable
+        ? h('p', { className: 'hint warn', text: '如在 ' + VC.dateTime(v.lapses_at) + ' 前一次都没有使用，这张消费券将自动失效，面额退回贵企业本年度额度。' })
+        : null,
+      h('p', { className: 'hint', text: '每一笔使用的明细（发票号、抵扣金额）请查看平台开具的账单。' })]);
+
+    if (live && unused) {
+      box.append(h('button', {
+        type: 'button', className: 'danger-outline block', id: 'cancel-voucher', text: '取消这张消费券',
+        on: { click: () => cancelVoucher(v) },
+      }));
+    }
+    box.append(h('p', { className: 'form-error', id: 'cancel-error', attrs: { role: 'alert' }, hidden: true }));
+    loadQr(v.id, img);
+  }
+
+  async function loadQr(id, img) {
+    if (state.qrUrl) URL.revokeObjectURL(state.qrUrl);
+    state.qrUrl = null;
+    try {
+      const blob = await api.blob('/api/portal/vouchers/' + id + '/qr.svg', 'image/svg+xml');
+      state.qrUrl = URL.createObjectURL(blob);
+      img.src = state.qrUrl;
+    } catch (err) {
+      img.replaceWith(h('p', { className: 'form-error', text: '二维码加载失败：' + VC.errorText(err) }));
+    }
+  }
+
+  function confirmDialog(text) {
+    const dialog = $('confirm-dialog');
+    $('confirm-text').textContent = text;
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'yes'), { once: true });
+      dialog.returnValue = '';
+      dialog.showModal();
+    });
+  }
+
+  async function cancelVoucher(v) {
+    const ok = await confirmDialog('确定要取消消费券 ' + v.code + ' 吗？取消后面额 ' + money(v.face_value) +
+      ' 将退回贵企业本年度额度，这张券不能再使用。');
+    if (!ok) return;
+    try {
+      const updated = await busy($('cancel-voucher'), '正在取消…', () => api.post('/api/portal/vouchers/' + v.id + '/cancel'));
+      notice('消费券已取消，面额已退回贵企业本年度额度。', 'success');
+      renderVoucher(updated);
+    } catch (err) {
+      const p = $('cancel-error');
+      p.textContent = VC.errorText(err);
+      p.hidden = false;
+    }
+  }
+
+  // ---- Start ---------------------------------------------------------------------------------
+
+  setupLogin();
+  setupRegister();
+  setupClaim();
+  window.addEventListener('hashchange', route);
+  route();
+})();

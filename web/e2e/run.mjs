@@ -1,0 +1,399 @@
+// End-to-end tests of the firm portal and the bureau console in headless Chromium, driven by
+// playwright-core. Run by ops/e2e against a server on a fresh database; the flows depend on
+// each other and run in order:
+//   1. the admin registers a platform in the console and reads its API key, shown once;
+//   2. on a phone-sized screen a firm registers, logs in, quotes, claims and sees its QR;
+//   3. the platform redeems the voucher through its API; the portal shows the new balance;
+//   4. the reviewer closes the month, finance approves and pays, the console shows it paid.
+// Prints `ok - name` / `not ok - name` per test and `N passed, M failed`; exits 1 on failure.
+// Screenshots (each step, and on failure) go to SCREENSHOT_DIR.
+
+import { chromium } from 'playwright-core';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomInt, randomUUID } from 'node:crypto';
+
+const need = (name) => {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`missing environment variable ${name}`);
+    process.exit(2);
+  }
+  return v;
+};
+
+const BASE_URL = need('BASE_URL').replace(/\/$/, '');
+const ADMIN = [need('ADMIN_USER'), need('ADMIN_PASS')];
+const FINANCE = [need('FINANCE_USER'), need('FINANCE_PASS')];
+const REVIEWER = [need('REVIEWER_USER'), need('REVIEWER_PASS')];
+const CHROMIUM = need('CHROMIUM');
+const SCREENSHOT_DIR = need('SCREENSHOT_DIR');
+mkdirSync(SCREENSHOT_DIR, { recursive: true });
+
+const PHONE = { width: 375, height: 812 };
+const DESKTOP = { width: 1366, height: 900 };
+
+// ---- USCC with both check digits (GB 32100-2015, GB 11714-1997) ----------------------------
+
+const USCC_CHARSET = '0123456789ABCDEFGHJKLMNPQRTUWXY';
+
+function makeUscc(registration = '91440306') {
+  let org = '';
+  for (let i = 0; i < 8; i++) org += USCC_CHARSET[randomInt(USCC_CHARSET.length)];
+  const orgWeights = [3, 7, 9, 10, 5, 8, 4, 2];
+  let sum = 0;
+  for (let i = 0; i < 8; i++) sum += parseInt(org[i], 36) * orgWeights[i];
+  const c9 = 11 - (sum % 11);
+  org += c9 === 10 ? 'X' : c9 === 11 ? '0' : String(c9);
+  const body = registration + org;
+  let total = 0;
+  let weight = 1;
+  for (let i = 0; i < 17; i++) {
+    total += USCC_CHARSET.indexOf(body[i]) * weight;
+    weight = (weight * 3) % 31;
+  }
+  return body + USCC_CHARSET[(31 - (total % 31)) % 31];
+}
+
+// The same code with a wrong last character, for the inline check.
+function spoil(uscc) {
+  const last = uscc[17];
+  const other = USCC_CHARSET[(USCC_CHARSET.indexOf(last) + 1) % USCC_CHARSET.length];
+  return uscc.slice(0, 17) + other;
+}
+
+function shanghaiMonth() {
+  const p = Object.fromEntries(new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit' })
+    .formatToParts(new Date()).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}`;
+}
+
+// ---- A tiny runner ---------------------------------------------------------------------------
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+const shared = {};
+const pages = new Set();
+let context;
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+// A new tab of `size`; page errors and CSP violations are collected to fail the test.
+async function newPage(size) {
+  const page = await context.newPage();
+  await page.setViewportSize(size);
+  page.setDefaultTimeout(15000);
+  page.problems = [];
+  page.on('pageerror', (e) => page.problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) page.problems.push(`console: ${m.text()}`);
+  });
+  pages.add(page);
+  return page;
+}
+
+function noProblems(page) {
+  assert(page.problems.length === 0, page.problems.join('\n'));
+}
+
+async function noHorizontalOverflow(page) {
+  const { scroll, client } = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth,
+  }));
+  assert(scroll <= client, `the page is wider than the screen (${scroll} > ${client} px)`);
+}
+
+async function text(locator) {
+  return (await locator.textContent()).trim();
+}
+
+async function expectText(locator, expected, what) {
+  try {
+    await locator.filter({ hasText: expected }).first().waitFor({ state: 'visible' });
+  } catch (e) {
+    const actual = await locator.first().textContent().catch(() => '(absent)');
+    throw new Error(`${what}: expected "${expected}", saw "${actual && actual.trim()}"`);
+  }
+}
+
+async function consoleLogin(page, [user, pass], roleLabel) {
+  await page.goto(`${BASE_URL}/bureau`);
+  await page.fill('#login-username', user);
+  await page.fill('#login-password', pass);
+  await page.click('#login-form button[type=submit]');
+  await expectText(page.locator('#who-role'), roleLabel, 'role shown after login');
+}
+
+// ---- 1. The admin registers a platform ------------------------------------------------------
+
+test('the admin logs into the console and registers a platform; its API key is shown once', async () => {
+  const page = await newPage(DESKTOP);
+  shared.console = page;
+  await page.goto(`${BASE_URL}/bureau`);
+  await page.fill('#login-username', ADMIN[0]);
+  await page.fill('#login-password', 'not-the-password');
+  await page.click('#login-form button[type=submit]');
+  await expectText(page.locator('#login-form .error-box'), '用户名或密码不正确', 'wrong password sentence');
+  await shot(page, '01-console-login-error');
+
+  await consoleLogin(page, ADMIN, '管理员');
+  await page.click('.sidebar a[data-page=platforms]');
+  shared.platformName = `宝云工业互联网平台 ${randomInt(1000, 9999)}`;
+  await page.fill('#platform-name', shared.platformName);
+  await page.fill('#platform-uscc', makeUscc('91440300'));
+  await page.click('#platform-form button[type=submit]');
+  const key = page.locator('#new-api-key');
+  await key.waitFor({ state: 'visible' });
+  shared.apiKey = await text(key);
+  assert(shared.apiKey.length >= 20, `API key looks too short: "${shared.apiKey}"`);
+  await expectText(page.locator('.key-once h3'), '只显示这一次', 'the key box says it is shown once');
+  await expectText(page.locator('table.grid tbody tr'), shared.platformName, 'platform listed');
+  await shot(page, '01-console-platform-key');
+  noProblems(page);
+});
+
+// ---- 2. A firm registers, claims and sees its QR, on a phone ----------------------------------
+
+test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00, claims and sees the QR', async () => {
+  assert(shared.platformName, 'no platform from test 1');
+  const page = await newPage(PHONE);
+  shared.portal = page;
+  const uscc = makeUscc();
+  shared.firmUscc = uscc;
+  shared.firmPassword = `firm-pass-${randomInt(100000, 999999)}`;
+
+  await page.goto(`${BASE_URL}/`);
+  await page.locator('#view-login').waitFor({ state: 'visible' });
+  await shot(page, '02-portal-login-375');
+  await page.click('a[href="#/register"]');
+
+  // The inline check: lower case is upper-cased, a wrong check digit is named.
+  await page.fill('#reg-uscc', spoil(uscc).toLowerCase());
+  await expectText(page.locator('#reg-uscc-hint'), '校验码（第 18 位）不对', 'inline USCC check');
+  assert((await page.inputValue('#reg-uscc')) === spoil(uscc), 'USCC was not upper-cased');
+  await shot(page, '02-portal-uscc-check-375');
+
+  await page.fill('#reg-uscc', uscc);
+  await expectText(page.locator('#reg-uscc-hint'), '正确', 'valid USCC accepted');
+  await page.fill('#reg-name', `深圳市宝安精密电子有限公司${randomInt(100, 999)}`);
+  await page.fill('#reg-industry', 'C3911');
+  await page.selectOption('#reg-district', '宝安区');
+  await page.fill('#reg-contact', '李敏');
+  await page.fill('#reg-phone', '13800138000');
+  await page.fill('#reg-password', shared.firmPassword);
+  await page.fill('#reg-password2', shared.firmPassword);
+  await noHorizontalOverflow(page);
+  await shot(page, '02-portal-register-375');
+  await page.click('#register-form button[type=submit]');
+
+  await page.locator('#view-home').waitFor({ state: 'visible' });
+  await expectText(page.locator('#eligibility'), '符合申领条件', 'eligibility');
+  await expectText(page.locator('#cap-remaining'), '¥50,000.00', 'remaining cap');
+
+  // Log out and in again with the USCC and password.
+  await page.click('#logout');
+  await page.locator('#view-login').waitFor({ state: 'visible' });
+  await page.fill('#login-uscc', uscc);
+  await page.fill('#login-password', 'wrong-password-1');
+  await page.click('#login-form button[type=submit]');
+  await expectText(page.locator('#login-form .form-error'), '密码不正确', 'wrong password sentence');
+  await page.fill('#login-password', shared.firmPassword);
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#view-home').waitFor({ state: 'visible' });
+  await expectText(page.locator('#eligibility'), '✓ 符合申领条件', 'eligibility after login');
+  await expectText(page.locator('#cap-remaining'), '¥50,000.00', 'remaining cap after login');
+  await expectText(page.locator('#me-card'), '全区剩余 2,000 个名额', 'quota left');
+  await noHorizontalOverflow(page);
+  await shot(page, '02-portal-home-375');
+
+  // Choose the platform, enter the fee, see the quote, claim.
+  await page.selectOption('#claim-platform', { label: shared.platformName });
+  await page.fill('#claim-fee', '50000.00');
+  await page.click('#quote-button');
+  await expectText(page.locator('#quote-face'), '¥15,000.00', 'quoted face value');
+  await expectText(page.locator('#quote-facts'), '¥35,000.00', 'cap left after the claim');
+  await noHorizontalOverflow(page);
+  await shot(page, '02-portal-quote-375');
+  await page.click('#claim-button');
+
+  await page.locator('#view-voucher').waitFor({ state: 'visible' });
+  const code = await text(page.locator('#voucher-code'));
+  assert(/^BA\d{2}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(code), `voucher code looks wrong: "${code}"`);
+  shared.voucherCode = code;
+  await page.waitForFunction(() => {
+    const img = document.getElementById('qr-img');
+    return img && img.complete && img.naturalWidth > 0;
+  });
+  const box = await page.locator('#qr-img').boundingBox();
+  assert(box && box.width >= 260, `QR code is only ${box && box.width} px wide on the phone`);
+  const src = await page.getAttribute('#qr-img', 'src');
+  assert(src.startsWith('blob:'), `QR is not shown from a blob: URL (${src})`);
+  await expectText(page.locator('#voucher-remaining'), '¥15,000.00', 'balance of the new voucher');
+  await expectText(page.locator('#voucher-expiry'), '12-31 23:59', 'expiry in Asia/Shanghai');
+  await noHorizontalOverflow(page);
+  await shot(page, '02-portal-voucher-375');
+  noProblems(page);
+});
+
+// ---- 3. The platform redeems; the portal shows the new balance --------------------------------
+
+test('the platform redeems 10000.00 through its API (discount 3000.00) and the portal shows ¥12,000.00', async () => {
+  assert(shared.apiKey && shared.voucherCode && shared.portal, 'nothing to redeem (tests 1–2 failed)');
+  const invoice = `INV-E2E-${randomInt(100000, 999999)}`;
+  shared.invoice = invoice;
+  const res = await fetch(`${BASE_URL}/v1/redemptions`, {
+    method: 'POST',
+    headers: {
+      Authorization: `Bearer ${shared.apiKey}`,
+      'Idempotency-Key': randomUUID(),
+      'Content-Type': 'application/json',
+    },
+    body: JSON.stringify({ voucher: shared.voucherCode, invoice_no: invoice, bill_amount: '10000.00' }),
+  });
+  const body = await res.json();
+  assert(res.status === 201, `redemption answered ${res.status}: ${JSON.stringify(body)}`);
+  assert(body.discount === '3000.00', `discount ${body.discount}, expected 3000.00`);
+  assert(body.voucher_remaining === '12000.00', `voucher_remaining ${body.voucher_remaining}`);
+
+  const page = shared.portal;
+  await page.reload();
+  await expectText(page.locator('#voucher-remaining'), '¥12,000.00', 'balance after the redemption');
+  await expectText(page.locator('#voucher-redeemed'), '¥3,000.00', 'redeemed amount');
+  assert(await page.locator('#cancel-voucher').count() === 0, 'a used voucher still offers cancel');
+  await noHorizontalOverflow(page);
+  await shot(page, '03-portal-balance-375');
+
+  await page.click('a.back');
+  await expectText(page.locator('#voucher-list'), '¥12,000.00', 'balance in the voucher list');
+  await expectText(page.locator('#cap-remaining'), '¥35,000.00', 'remaining cap after the claim');
+  await shot(page, '03-portal-home-after-375');
+  noProblems(page);
+});
+
+// ---- 4. The bureau closes the month, approves and pays ----------------------------------------
+
+test('the reviewer closes the month; finance approves and pays; the console shows it paid with ¥3,000.00', async () => {
+  assert(shared.invoice, 'no redemption to settle (test 3 failed)');
+  const month = shanghaiMonth();
+  const page = await newPage(DESKTOP);
+
+  // The reviewer runs today's settlement and closes the month.
+  await consoleLogin(page, REVIEWER, '审核员');
+  await page.click('.sidebar a[data-page=settlement]');
+  const today = await page.evaluate(() => VC.today());
+  await page.fill('#run-date', today);
+  await page.click('#run-button');
+  await page.locator('#report-box .report').waitFor({ state: 'visible' });
+  await expectText(page.locator('#report-box .ok-banner'), '不变量均成立', 'settlement report');
+  await shot(page, '04-console-settlement-run');
+
+  await page.click('.sidebar a[data-page=statements]');
+  assert((await page.inputValue('#statement-month')) === month, `month field is not ${month}`);
+  await page.click('#close-month');
+  const row = page.locator('#statement-list tr[data-statement-id]', { hasText: shared.platformName });
+  await expectText(row, '草稿', 'closed statement is a draft');
+  await expectText(row.locator('.total'), '¥3,000.00', 'draft total');
+  assert(await row.locator('button.approve').count() === 0, 'the reviewer is offered approval');
+  await shot(page, '04-console-month-closed');
+  await page.click('#logout');
+
+  // Finance approves and pays.
+  await consoleLogin(page, FINANCE, '财务');
+  await page.click('.sidebar a[data-page=statements]');
+  await expectText(row, '草稿', 'statement seen by finance');
+  await row.locator('button.approve').click();
+  await page.click('#confirm-yes');
+  await expectText(row, '已审核', 'approved statement');
+  await shot(page, '04-console-statement-approved');
+  const reference = `TRSY-${month.replace('-', '')}-${randomInt(1000, 9999)}`;
+  await row.locator('input.ref-input').fill(reference);
+  await row.locator('button.pay').click();
+  await expectText(row, '已付款', 'paid statement');
+  await expectText(row.locator('.total'), '¥3,000.00', 'paid total');
+  await expectText(row, reference, 'payment reference');
+  await shot(page, '04-console-statement-paid');
+
+  // The CSV export downloads and carries the invoice.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    row.locator('button', { hasText: '导出 CSV' }).click(),
+  ]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert(csv.includes(shared.invoice), `the CSV export lacks invoice ${shared.invoice}`);
+  assert(download.suggestedFilename().endsWith('.csv'), `export named ${download.suggestedFilename()}`);
+
+  // The dashboard and the audit verification.
+  await page.click('.sidebar a[data-page=dashboard]');
+  await expectText(page.locator('#fig-redeemed'), '¥3,000.00', 'redeemed on the dashboard');
+  await expectText(page.locator('#fig-granted'), '¥15,000.00', 'granted on the dashboard');
+  await expectText(page.locator('#fig-admitted'), '1 / 2,000', 'firms admitted on the dashboard');
+  await expectText(page.locator('#fig-budget'), '¥99,985,000.00', 'budget left on the dashboard');
+  assert(await page.locator('#chart-day rect.bar').count() === 30, 'the daily chart has no 30 bars');
+  await shot(page, '04-console-dashboard');
+
+  await page.click('.sidebar a[data-page=audit]');
+  await page.locator('#audit-ok').waitFor({ state: 'visible' });
+  await expectText(page.locator('table.audit'), 'statement.pay', 'payment in the audit log');
+  await shot(page, '04-console-audit');
+
+  // The rules form (any role): the cloud voucher measure with its trace.
+  await page.click('.sidebar a[data-page=rules]');
+  await page.locator('#rules-measure option[value=cloud_voucher]').waitFor({ state: 'attached' });
+  await page.selectOption('#rules-measure', 'cloud_voucher');
+  await page.click('#evaluate');
+  await expectText(page.locator('#eval-award'), '¥15,000.00', 'evaluated award');
+  assert(await page.locator('table.trace tbody tr').count() > 2, 'no trace shown');
+  await shot(page, '04-console-rules');
+  noProblems(page);
+});
+
+// ---- Run ------------------------------------------------------------------------------------
+
+const profile = mkdtempSync(path.join(tmpdir(), 'voucher-e2e-'));
+let passed = 0;
+let failed = 0;
+try {
+  // Playwright refuses --user-data-dir among the args; a persistent context is how it takes one.
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--lang=zh-CN'],
+    viewport: DESKTOP,
+    locale: 'zh-CN',
+    acceptDownloads: true,
+  });
+  for (const p of context.pages()) await p.close();
+  for (const [i, t] of tests.entries()) {
+    try {
+      await t.fn();
+      passed++;
+      console.log(`ok - ${t.name}`);
+    } catch (err) {
+      failed++;
+      console.log(`not ok - ${t.name}`);
+      console.log(String(err && err.stack ? err.stack : err).split('\n').map((l) => `  # ${l}`).join('\n'));
+      let n = 0;
+      for (const page of pages) {
+        n++;
+        await shot(page, `fail-${String(i + 1).padStart(2, '0')}-page${n}`).catch(() => {});
+      }
+    }
+  }
+} catch (err) {
+  console.log(`not ok - launching Chromium: ${err.message}`);
+  failed++;
+} finally {
+  if (context) await context.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
