@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     api::lines_xlsx,
     api::platform_statement,
     api::reconcile_upload,
+    api::stats,
 ))]
 pub struct ApiDoc;
 
