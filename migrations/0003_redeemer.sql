@@ -148,9 +148,6 @@ begin
         v_outcome := 'duplicate_invoice';
         v_detail := 'this platform already redeemed against this invoice number';
     else
-        -- Every writer takes the firm's row before its voucher's (claims, cancellations,
-        -- reversals, the nightly job), so no two of them can deadlock.
-        perform 1 from firm_years f where f.firm_id = v.firm_id and f.year = v.year for update;
         -- floor_fen(bill × rate): the product is positive, so truncation is the floor.
         v_want := trunc(p_bill * v.rate, 2);
         v_remaining := v.remaining;

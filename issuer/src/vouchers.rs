@@ -488,19 +488,12 @@ pub async fn cancel(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("no such voucher"))?;
-    // Same lock order as claims: the firm-year row first.
-    sqlx::query!(
-        r#"select admitted from firm_years where firm_id = $1 and year = $2 for update"#,
-        firm_id,
-        year
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    // The voucher's row, then the firm's: the order every writer of both follows.
     let now = state.clock.now();
     let cancelled = sqlx::query_scalar!(
         r#"update vouchers set status = 'cancelled', closed_at = $3
            where id = $1 and firm_id = $2 and status = 'active' and redemption_count = 0
-             and expires_at >= $3
+             and expires_at >= $3 and lapses_at >= $3
            returning face_value"#,
         id,
         firm_id,
@@ -510,11 +503,18 @@ pub async fn cancel(
     .await?;
     let Some(face_value) = cancelled else {
         let row = sqlx::query!(
-            r#"select status, redemption_count from vouchers where id = $1"#,
+            r#"select status, redemption_count, lapses_at, expires_at from vouchers where id = $1"#,
             id
         )
         .fetch_one(&mut *tx)
         .await?;
+        let status = effective_status(
+            &row.status,
+            row.redemption_count,
+            row.lapses_at,
+            row.expires_at,
+            now,
+        );
         return Err(if row.redemption_count > 0 {
             ApiError::new(
                 ErrorCode::VoucherHasRedemptions,
@@ -523,14 +523,7 @@ pub async fn cancel(
         } else {
             ApiError::new(
                 ErrorCode::VoucherNotActive,
-                format!(
-                    "this voucher is {} and cannot be cancelled",
-                    if row.status == "active" {
-                        "expired"
-                    } else {
-                        row.status.as_str()
-                    }
-                ),
+                format!("this voucher is {status} and cannot be cancelled"),
             )
         });
     };

@@ -557,15 +557,7 @@ pub async fn reverse(
             )
         });
     };
-    // Same lock order as claims and the nightly job: the firm's row, then the voucher's.
-    sqlx::query!(
-        r#"update firm_years set redeemed = redeemed - $3 where firm_id = $1 and year = $2"#,
-        r.firm_id,
-        r.year,
-        r.discount
-    )
-    .execute(&mut *tx)
-    .await?;
+    // The voucher's row, then the firm's: the order every writer of both follows.
     let voucher = sqlx::query!(
         r#"update vouchers set redeemed = redeemed - $2,
                   status = case when status = 'exhausted' then 'active' else status end
@@ -574,6 +566,14 @@ pub async fn reverse(
         r.discount
     )
     .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        r#"update firm_years set redeemed = redeemed - $3 where firm_id = $1 and year = $2"#,
+        r.firm_id,
+        r.year,
+        r.discount
+    )
+    .execute(&mut *tx)
     .await?;
     let remaining = voucher.remaining;
     let money = |d| Money::from_decimal(d).map_err(anyhow::Error::from);

@@ -137,16 +137,6 @@ async fn lapse(
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    // The firms' rows first, in the order claims and cancellations take them.
-    sqlx::query!(
-        r#"select f.firm_id from firm_years f
-           where (f.firm_id, f.year) in (select v.firm_id, v.year from vouchers v
-                                         where v.status = 'active' and v.redemption_count = 0 and v.lapses_at < $1)
-           order by f.firm_id, f.year for update"#,
-        cutoff
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     sqlx::query!(
         r#"with lapsed as (
                update vouchers v set status = 'lapsed', closed_at = $3, closed_on = $2
@@ -180,15 +170,6 @@ async fn expire(
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query!(
-        r#"select f.firm_id from firm_years f
-           where (f.firm_id, f.year) in (select v.firm_id, v.year from vouchers v
-                                         where v.status in ('active', 'exhausted') and v.expires_at < $1)
-           order by f.firm_id, f.year for update"#,
-        cutoff
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     sqlx::query!(
         r#"with expired as (
                update vouchers v set status = 'expired', closed_at = $3, closed_on = $2
