@@ -46,6 +46,17 @@ pub fn redeem_deadline(year: i32) -> OffsetDateTime {
 /// Creates `year`'s program with the `cloud_voucher` defaults of the policy version in force
 /// on Jan 1 of that year (the rules module is their one source); does nothing if it exists.
 pub async fn ensure(state: &AppState, year: i32) -> Result<(), ApiError> {
+    // A plain read first: an `insert .. on conflict` would queue behind every claim that holds
+    // the program row (to take a quota slot) until it commits, serialising all claims.
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from program_years where year = $1) as "exists!""#,
+        year
+    )
+    .fetch_one(&state.db)
+    .await?;
+    if exists {
+        return Ok(());
+    }
     let jan1 = Date::from_calendar_date(year, Month::January, 1)
         .map_err(|_| ApiError::not_found(format!("no program year {year}")))?;
     let on = state

@@ -34,6 +34,17 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Register --firms eligible firms straight into the database, then have them all claim at
+    /// once over --clients connections; prints a JSON line (DATABASE_URL, REDIS_URL,
+    /// VOUCHER_KEY_DIR of the running server).
+    Claims {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: String,
+        #[arg(long)]
+        firms: u32,
+        #[arg(long)]
+        clients: usize,
+    },
     /// Redeem for --seconds with --clients connections; prints a JSON line.
     Drive {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -62,6 +73,11 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Load { vouchers, out } => load(vouchers, out).await,
+        Command::Claims {
+            addr,
+            firms,
+            clients,
+        } => claims(addr, firms, clients).await,
         Command::Drive {
             addr,
             key,
@@ -189,6 +205,87 @@ async fn load(n: u32, out: PathBuf) -> anyhow::Result<()> {
     tx.commit().await?;
     std::fs::write(&out, tokens.join("\n"))?;
     println!("{}", key.secret);
+    Ok(())
+}
+
+async fn claims(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+    let state = voucher_core::AppState::new(
+        pool.clone(),
+        voucher_core::cache::Redis::new(&std::env::var("REDIS_URL")?)?,
+        &PathBuf::from(std::env::var("VOUCHER_KEY_DIR")?),
+    )?;
+    let platform: Uuid = sqlx::query_scalar("select id from platforms order by created_at limit 1")
+        .fetch_one(&pool)
+        .await?;
+    let ids: Vec<Uuid> = (0..firms).map(|_| Uuid::now_v7()).collect();
+    let usccs: Vec<String> = (0..firms)
+        .map(|i| {
+            Uscc::with_check_digits("91440306", &format!("MC{i:06}"))
+                .map(|u| u.to_string())
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    sqlx::query(
+        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
+           select id, uscc, 'claims bench firm', 'C3911', '宝安区', 'bench', '13800000000', 'x', true
+           from unnest($1::uuid[], $2::text[]) as t(id, uscc)"#,
+    )
+    .bind(&ids)
+    .bind(&usccs)
+    .execute(&pool)
+    .await?;
+    let sessions: Vec<String> = ids
+        .iter()
+        .map(|id| voucher_core::auth::firm_session(&state, *id).map(|s| s.token))
+        .collect::<Result<_, _>>()?;
+    let queue = Arc::new(tokio::sync::Mutex::new(sessions));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        let (addr, queue) = (addr.clone(), Arc::clone(&queue));
+        workers.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            loop {
+                let Some(token) = queue.lock().await.pop() else {
+                    break;
+                };
+                let body = serde_json::json!({"platform_id": platform, "annual_fee": "10000.00"})
+                    .to_string();
+                let request = hyper::Request::post("/api/portal/vouchers")
+                    .header("host", &addr)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))?;
+                let response = sender.send_request(request).await?;
+                let status = response.status().as_u16();
+                let _ = response.into_body().collect().await?;
+                *statuses.entry(status).or_default() += 1;
+            }
+            anyhow::Ok(statuses)
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    for w in workers {
+        for (k, v) in w.await?? {
+            *statuses.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted: i32 =
+        sqlx::query_scalar("select firms_admitted from program_years order by year desc limit 1")
+            .fetch_one(&pool)
+            .await?;
+    println!(
+        "{}",
+        serde_json::json!({"firms": firms, "clients": clients, "seconds": elapsed,
+                           "statuses": statuses, "firms_admitted": admitted})
+    );
     Ok(())
 }
 
