@@ -58,48 +58,48 @@ async fn bad_registrations_name_the_field(pool: PgPool) {
     }
 }
 
+async fn login(app: &TestApp, uscc: &voucher_core::Uscc, password: &str) -> crate::support::Reply {
+    app.call(
+        "POST",
+        "/api/portal/sessions",
+        None,
+        Some(json!({"uscc": uscc, "password": password})),
+    )
+    .await
+}
+
+/// Five wrong passwords, then even the right one is refused for a while.
+async fn assert_locked_after_five_failures(app: &TestApp, uscc: &voucher_core::Uscc) {
+    for _ in 0..5 {
+        login(app, uscc, "wrong-password")
+            .await
+            .assert_problem(401, "unauthorized");
+    }
+    let reply = login(app, uscc, "correct-horse-battery").await;
+    reply.assert_problem(429, "rate_limited");
+    assert!(reply.header("retry-after").is_some());
+}
+
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
 async fn login_gives_a_session_and_wrong_passwords_are_throttled(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let (_, _, uscc) = app.firm(10, true).await;
-    let reply = app
-        .call(
-            "POST",
-            "/api/portal/sessions",
-            None,
-            Some(json!({"uscc": uscc, "password": "correct-horse-battery"})),
-        )
-        .await;
+    // Redis outlives test databases: start from a clean count for this code, end with one.
+    let mut conn = app.state.redis.connection().await.unwrap();
+    let key = format!("throttle:login:firm:{uscc}");
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let reply = login(&app, &uscc, "correct-horse-battery").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let token = reply.json()["token"].as_str().unwrap().to_owned();
     let me = app.call("GET", "/api/portal/me", Some(&token), None).await;
     assert_eq!(me.json()["uscc"], uscc.to_string());
-
-    for _ in 0..5 {
-        let reply = app
-            .call(
-                "POST",
-                "/api/portal/sessions",
-                None,
-                Some(json!({"uscc": uscc, "password": "wrong-password"})),
-            )
-            .await;
-        reply.assert_problem(401, "unauthorized");
-    }
-    let reply = app
-        .call(
-            "POST",
-            "/api/portal/sessions",
-            None,
-            Some(json!({"uscc": uscc, "password": "correct-horse-battery"})),
-        )
-        .await;
-    reply.assert_problem(429, "rate_limited");
-    assert!(reply.header("retry-after").is_some());
-    // Leave Redis clean for other tests using the same code.
-    let mut conn = app.state.redis.connection().await.unwrap();
+    assert_locked_after_five_failures(&app, &uscc).await;
     let _: () = redis::cmd("DEL")
-        .arg(format!("throttle:login:firm:{uscc}"))
+        .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -109,26 +109,7 @@ async fn login_gives_a_session_and_wrong_passwords_are_throttled(pool: PgPool) {
 async fn login_throttling_falls_back_to_memory_without_redis(pool: PgPool) {
     let app = TestApp::with_redis(pool, "redis://127.0.0.1:1").await;
     let (_, _, uscc) = app.firm(11, true).await;
-    for _ in 0..5 {
-        let reply = app
-            .call(
-                "POST",
-                "/api/portal/sessions",
-                None,
-                Some(json!({"uscc": uscc, "password": "wrong-password"})),
-            )
-            .await;
-        reply.assert_problem(401, "unauthorized");
-    }
-    let reply = app
-        .call(
-            "POST",
-            "/api/portal/sessions",
-            None,
-            Some(json!({"uscc": uscc, "password": "correct-horse-battery"})),
-        )
-        .await;
-    reply.assert_problem(429, "rate_limited");
+    assert_locked_after_five_failures(&app, &uscc).await;
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
