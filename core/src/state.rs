@@ -35,6 +35,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Platform key checks and rate limits.
     pub platform_auth: PlatformAuth,
+    /// Voucher tokens already verified by this process.
+    pub verified_tokens: crate::token::VerifiedTokens,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             redis,
             metrics,
             platform_auth,
+            verified_tokens: crate::token::VerifiedTokens::default(),
             keys: KeyRing::open(key_dir)?,
             rules: Arc::new(rules),
             throttle: LoginThrottle::default(),

@@ -140,3 +140,84 @@ pub fn jwk(keys: &KeySet, kid: &str) -> Option<Jwk> {
         alg: "EdDSA".into(),
     })
 }
+
+/// Tokens whose signature this process has already checked, so a voucher presented bill after
+/// bill is verified once (Ed25519 is most of a redemption's CPU in the server). The key is the
+/// whole token text, so a token differing in any byte is verified afresh; expiry is checked on
+/// every use. Bounded: when full it is emptied and refills with what is in use.
+#[derive(Clone, Default)]
+pub struct VerifiedTokens {
+    inner: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, VoucherClaims>>>,
+}
+
+/// How many verified tokens a process remembers.
+const VERIFIED_CAPACITY: usize = 50_000;
+
+impl VerifiedTokens {
+    /// [`verify`], answered from memory when this exact token verified before.
+    pub fn verify(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: i64,
+    ) -> Result<VoucherClaims, TokenError> {
+        let known = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = verify(keys, token, now)?;
+                let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                if map.len() >= VERIFIED_CAPACITY {
+                    map.clear();
+                }
+                map.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> VoucherClaims {
+        VoucherClaims {
+            iss: ISSUER.into(),
+            jti: Uuid::nil(),
+            sub: "914403001922038216".into(),
+            firm: Uuid::nil(),
+            platform: Uuid::nil(),
+            year: 2026,
+            face_value: "15000.00".into(),
+            code: "BA26-2222-2222".into(),
+            iat: 0,
+            exp,
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_altered_ones_are_verified_afresh() {
+        let dir = std::env::temp_dir().join(format!("voucher-token-test-{}", Uuid::new_v4()));
+        let ring = crate::keys::KeyRing::open(&dir).unwrap();
+        let keys = ring.get();
+        let (token, _) = sign(&keys, &claims(1_000)).unwrap();
+        let cache = VerifiedTokens::default();
+        assert_eq!(cache.verify(&keys, &token, 10).unwrap().exp, 1_000);
+        assert_eq!(cache.verify(&keys, &token, 10).unwrap().exp, 1_000, "from memory");
+        assert_eq!(cache.verify(&keys, &token, 1_000), Err(TokenError::Expired));
+        let mut altered = token.clone();
+        altered.push('A');
+        assert!(cache.verify(&keys, &altered, 10).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -12,7 +12,7 @@ use voucher_core::audit::{self, Actor};
 use voucher_core::error::is_constraint;
 use voucher_core::ledger::{self, Account, Kind, Posting};
 use voucher_core::platform::{self, PlatformCredential, PlatformKey};
-use voucher_core::token::{self, TokenError};
+use voucher_core::token::TokenError;
 use voucher_core::vouchers::effective_status;
 use voucher_core::{code, ApiError, AppState, ErrorCode, Json, Money};
 
@@ -55,18 +55,20 @@ fn presented(
 ) -> Result<Presented, ApiError> {
     let voucher = voucher.trim();
     if voucher.contains('.') {
-        let claims = token::verify(
-            &state.keys.get(),
-            voucher,
-            state.clock.now().unix_timestamp(),
-        )
-        .map_err(|e| match e {
-            TokenError::Expired => ApiError::new(
-                ErrorCode::VoucherNotActive,
-                "this voucher is past the redeem deadline",
-            ),
-            other => ApiError::new(ErrorCode::InvalidVoucher, other.to_string()),
-        })?;
+        let claims = state
+            .verified_tokens
+            .verify(
+                &state.keys.get(),
+                voucher,
+                state.clock.now().unix_timestamp(),
+            )
+            .map_err(|e| match e {
+                TokenError::Expired => ApiError::new(
+                    ErrorCode::VoucherNotActive,
+                    "this voucher is past the redeem deadline",
+                ),
+                other => ApiError::new(ErrorCode::InvalidVoucher, other.to_string()),
+            })?;
         if platform_id.is_some_and(|p| p != claims.platform) {
             return Err(ApiError::new(
                 ErrorCode::WrongPlatform,
