@@ -213,7 +213,11 @@ mod tests {
         let (token, _) = sign(&keys, &claims(1_000)).unwrap();
         let cache = VerifiedTokens::default();
         assert_eq!(cache.verify(&keys, &token, 10).unwrap().exp, 1_000);
-        assert_eq!(cache.verify(&keys, &token, 10).unwrap().exp, 1_000, "from memory");
+        assert_eq!(
+            cache.verify(&keys, &token, 10).unwrap().exp,
+            1_000,
+            "from memory"
+        );
         assert_eq!(cache.verify(&keys, &token, 1_000), Err(TokenError::Expired));
         let mut altered = token.clone();
         altered.push('A');

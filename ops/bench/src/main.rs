@@ -66,6 +66,9 @@ enum Command {
         /// Tag for the invoice numbers, unique per run.
         #[arg(long)]
         tag: String,
+        /// Each bill's amount (a hot voucher needs small bills to last the run).
+        #[arg(long, default_value = "10.00")]
+        bill: String,
     },
 }
 
@@ -87,7 +90,8 @@ async fn main() -> anyhow::Result<()> {
             rate,
             hot,
             tag,
-        } => drive(addr, key, tokens, clients, seconds, rate, hot, tag).await,
+            bill,
+        } => drive(addr, key, tokens, clients, seconds, rate, hot, tag, bill).await,
     }
 }
 
@@ -302,6 +306,7 @@ async fn drive(
     rate: Option<u64>,
     hot: bool,
     tag: String,
+    bill: String,
 ) -> anyhow::Result<()> {
     let mut tokens: Vec<String> = std::fs::read_to_string(tokens)?
         .lines()
@@ -319,13 +324,14 @@ async fn drive(
     let (tx, rx) = async_channel(rate, until);
     let mut workers = Vec::new();
     for w in 0..clients {
-        let (addr, key, tokens, next, tag, rx) = (
+        let (addr, key, tokens, next, tag, rx, bill) = (
             addr.clone(),
             key.clone(),
             Arc::clone(&tokens),
             Arc::clone(&next),
             tag.clone(),
             rx.clone(),
+            bill.clone(),
         );
         workers.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(&addr).await?;
@@ -352,7 +358,7 @@ async fn drive(
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let token = &tokens[(n as usize) % tokens.len()];
                 let body = serde_json::json!({
-                    "voucher": token, "invoice_no": format!("{tag}-{w}-{n}"), "bill_amount": "10.00"
+                    "voucher": token, "invoice_no": format!("{tag}-{w}-{n}"), "bill_amount": bill
                 })
                 .to_string();
                 let request = hyper::Request::post("/v1/redemptions")
