@@ -136,14 +136,7 @@ async fn the_program_has_the_policy_defaults_and_never_goes_below_what_is_commit
     let platform = app.platform("云平台", 9).await;
     for n in 0..2 {
         let (_, token, _) = app.firm(100 + n, true).await;
-        let reply = app
-            .call(
-                "POST",
-                "/api/portal/vouchers",
-                Some(&token),
-                Some(json!({"platform_id": platform, "annual_fee": "100000.00"})),
-            )
-            .await;
+        let reply = app.claim(&token, platform, "100000.00").await;
         assert_eq!(reply.status, StatusCode::CREATED);
     }
     let uri = format!("/api/bureau/programs/{year}");
@@ -179,14 +172,7 @@ async fn the_program_has_the_policy_defaults_and_never_goes_below_what_is_commit
     assert_eq!(program["granted_total"], "60000.00");
     assert_eq!(program["vouchers_active"], 2);
     let (_, late, _) = app.firm(200, true).await;
-    let reply = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&late),
-            Some(json!({"platform_id": platform, "annual_fee": "1000.00"})),
-        )
-        .await;
+    let reply = app.claim(&late, platform, "1000.00").await;
     reply.assert_problem(409, "quota_exhausted");
     let reply = app
         .call("GET", "/api/bureau/programs/1999", Some(&admin), None)
@@ -213,13 +199,7 @@ async fn every_change_and_login_is_audited_and_the_chain_verifies(pool: PgPool) 
         Some(json!({"uscc": uscc, "password": "wrong"})),
     )
     .await;
-    app.call(
-        "POST",
-        "/api/portal/vouchers",
-        Some(&token),
-        Some(json!({"platform_id": platform, "annual_fee": "1000.00"})),
-    )
-    .await;
+    app.claim(&token, platform, "1000.00").await;
     let reviewer = app.staff("auditor", Role::Reviewer).await;
     let total: i64 = sqlx::query_scalar("select count(*) from audit_log")
         .fetch_one(&pool)

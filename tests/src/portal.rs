@@ -179,14 +179,7 @@ async fn a_claim_gives_thirty_percent_floored_and_never_past_the_cap(pool: PgPoo
             .await;
         assert_eq!(quote.status, StatusCode::OK, "{why}: {}", quote.text());
         assert_eq!(quote.json()["face_value"], face, "{why}");
-        let reply = app
-            .call(
-                "POST",
-                "/api/portal/vouchers",
-                Some(&token),
-                Some(json!({"platform_id": platform, "annual_fee": fee})),
-            )
-            .await;
+        let reply = app.claim(&token, platform, fee).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{why}: {}", reply.text());
         let v = reply.json();
         assert_eq!(v["face_value"], face, "{why}");
@@ -197,14 +190,7 @@ async fn a_claim_gives_thirty_percent_floored_and_never_past_the_cap(pool: PgPoo
         assert!(v["code"].as_str().unwrap().starts_with("BA"));
         assert_eq!(v["token"].as_str().unwrap().split('.').count(), 3);
     }
-    let reply = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&token),
-            Some(json!({"platform_id": platform, "annual_fee": "1000.00"})),
-        )
-        .await;
+    let reply = app.claim(&token, platform, "1000.00").await;
     reply.assert_problem(409, "firm_cap_reached");
     let me = app
         .call("GET", "/api/portal/me", Some(&token), None)
@@ -272,14 +258,7 @@ async fn bad_claims_are_refused_with_their_codes(pool: PgPool) {
         assert_eq!(reply.status.as_u16(), status, "{why}: {}", reply.text());
         reply.assert_problem(status, code);
     }
-    let reply = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&ineligible),
-            Some(json!({"platform_id": platform, "annual_fee": "1000.00"})),
-        )
-        .await;
+    let reply = app.claim(&ineligible, platform, "1000.00").await;
     reply.assert_problem(422, "not_eligible");
 }
 
@@ -289,15 +268,7 @@ async fn vouchers_are_visible_only_to_their_firm_with_qr_codes(pool: PgPool) {
     let platform = app.platform("云平台丙", 3).await;
     let (_, token, _) = app.firm(40, true).await;
     let (_, other, _) = app.firm(41, true).await;
-    let v = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&token),
-            Some(json!({"platform_id": platform, "annual_fee": "5000.00"})),
-        )
-        .await
-        .json();
+    let v = app.claim(&token, platform, "5000.00").await.json();
     let id = v["id"].as_str().unwrap();
     let mine = app
         .call(
@@ -353,15 +324,7 @@ async fn cancelling_an_unused_voucher_returns_its_value_and_frees_the_slot(pool:
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台丁", 4).await;
     let (_, token, _) = app.firm(50, true).await;
-    let v = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&token),
-            Some(json!({"platform_id": platform, "annual_fee": "100000.00"})),
-        )
-        .await
-        .json();
+    let v = app.claim(&token, platform, "100000.00").await.json();
     let id = v["id"].as_str().unwrap();
     let admitted_before: i32 = sqlx::query_scalar("select firms_admitted from program_years")
         .fetch_one(&pool)
@@ -407,24 +370,8 @@ async fn a_used_voucher_cannot_be_cancelled_and_keeps_the_slot(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台戊", 5).await;
     let (_, token, _) = app.firm(60, true).await;
-    let used = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&token),
-            Some(json!({"platform_id": platform, "annual_fee": "10000.00"})),
-        )
-        .await
-        .json();
-    let unused = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&token),
-            Some(json!({"platform_id": platform, "annual_fee": "10000.00"})),
-        )
-        .await
-        .json();
+    let used = app.claim(&token, platform, "10000.00").await.json();
+    let unused = app.claim(&token, platform, "10000.00").await.json();
     // The redeemer marks a voucher used; here the row is marked directly.
     sqlx::query("update vouchers set redemption_count = 1 where id = $1::uuid")
         .bind(used["id"].as_str().unwrap())

@@ -146,17 +146,21 @@ impl TestApp {
         )
     }
 
+    /// A claim through the portal by the firm whose session is `token`.
+    pub async fn claim(&self, token: &str, platform: Uuid, annual_fee: &str) -> Reply {
+        self.call(
+            "POST",
+            "/api/portal/vouchers",
+            Some(token),
+            Some(json!({"platform_id": platform, "annual_fee": annual_fee})),
+        )
+        .await
+    }
+
     /// A voucher claimed through the portal by a new eligible firm `n`.
     pub async fn voucher(&self, platform: Uuid, n: u32, annual_fee: &str) -> Value {
         let (_, token, _) = self.firm(n, true).await;
-        let reply = self
-            .call(
-                "POST",
-                "/api/portal/vouchers",
-                Some(&token),
-                Some(json!({"platform_id": platform, "annual_fee": annual_fee})),
-            )
-            .await;
+        let reply = self.claim(&token, platform, annual_fee).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
         reply.json()
     }

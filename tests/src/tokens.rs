@@ -54,15 +54,7 @@ async fn an_issued_token_verifies_with_the_jwks_alone_and_tampering_is_refused(p
     let app = TestApp::new(pool).await;
     let platform = app.platform("云平台", 1).await;
     let (firm_id, session, uscc) = app.firm(1, true).await;
-    let voucher = app
-        .call(
-            "POST",
-            "/api/portal/vouchers",
-            Some(&session),
-            Some(json!({"platform_id": platform, "annual_fee": "50000.00"})),
-        )
-        .await
-        .json();
+    let voucher = app.claim(&session, platform, "50000.00").await.json();
     let jws = voucher["token"].as_str().unwrap().to_owned();
     let jwks = app
         .call("GET", "/.well-known/jwks.json", None, None)
@@ -138,16 +130,7 @@ async fn after_rotation_old_vouchers_still_verify_and_new_ones_use_the_new_key(p
     let claim = |fee: &'static str| {
         let app = &app;
         let session = session.clone();
-        async move {
-            app.call(
-                "POST",
-                "/api/portal/vouchers",
-                Some(&session),
-                Some(json!({"platform_id": platform, "annual_fee": fee})),
-            )
-            .await
-            .json()
-        }
+        async move { app.claim(&session, platform, fee).await.json() }
     };
     let old = claim("1000.00").await;
     let old_kid = app.state.keys.get().current.clone();
