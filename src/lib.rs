@@ -107,6 +107,11 @@ pub fn with_edge(router: Router, state: AppState) -> Router {
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::not_found)
         .layer(middleware::from_fn(http::limit_declared_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            voucher_core::platform::limit_bad_keys,
+        ))
+        .layer(middleware::from_fn(http::request_deadline))
         .layer(middleware::from_fn(http::security_headers))
         .layer(middleware::from_fn_with_state(state, http::track_metrics))
 }

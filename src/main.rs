@@ -5,6 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc rather than glibc's malloc: under a login storm glibc's per-thread arenas kept what
+/// each thread had touched (measured in ops/bench-storm, see the README), while mimalloc returns
+/// freed pages and keeps the server's RSS near what it uses.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::Role;
 use voucher_core::config::{self, Environment, ServeConfig};
@@ -246,6 +253,8 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
         &config.key_dir,
     )?;
     state.platform_auth.limits = config.rate_limits;
+    state.throttle.anon = config.anon_limits;
+    state.trusted_proxies = config.trusted_proxies.clone();
     if let Some(admin) = &config.bootstrap_admin {
         if voucher_issuer::staff::bootstrap_admin(&pool, admin).await? {
             tracing::info!(staff.username = %admin.username, "created the first admin from VOUCHER_BOOTSTRAP_ADMIN");
@@ -267,9 +276,11 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on VOUCHER_BIND={}: {e}", config.bind))?;
     tracing::info!(bind = %config.bind, ?parts, "voucherd serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = voucher_core::serve::EdgeLimits {
+        max_connections: config.max_connections,
+        ..Default::default()
+    };
+    voucher_core::serve::serve(listener, app, limits, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

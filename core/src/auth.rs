@@ -1,17 +1,10 @@
 //! Who is calling: passwords (argon2), session tokens for firms and staff (HS256 JWT with the
 //! algorithm pinned and an audience per kind), the extractors handlers name in their
-//! signatures, and login throttling.
+//! signatures. Login throttling is in `throttle`, password hashing in `passwords`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,40 +12,16 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Hashes a password with argon2id (default parameters) and a random salt.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        SystemRandom::new()
-            .fill(&mut salt)
-            .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-        Ok(hash.to_string())
-    })
-    .await?
+/// Hashes a new password (argon2id, default parameters, random salt) on the process's bounded
+/// hashing pool; 503 `overloaded` when its queue is full.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    crate::passwords::global().hash(password).await
 }
 
-/// Checks a password against a stored hash; with no hash (unknown user) it still spends the
-/// same work, so timing does not tell whether an account exists.
-pub async fn verify_password(password: String, stored: Option<String>) -> bool {
-    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2E2hKLwhfzcDsSw8aNsYfTYN8Yf8GU6GHm6H6k3mWVs";
-    let known = stored.is_some();
-    let stored = stored.unwrap_or_else(|| DUMMY.to_owned());
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
-    ok && known
+/// Checks a password against a stored hash on the bounded hashing pool; with no hash (unknown
+/// user) it still spends the same work, so timing does not tell whether an account exists.
+pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    crate::passwords::global().verify(password, stored).await
 }
 
 /// Staff roles (API.md, "Bureau console").
@@ -269,83 +238,5 @@ impl FromRequestParts<AppState> for BureauSession {
             username,
             role,
         })
-    }
-}
-
-/// Failed logins allowed per account in one window.
-pub const LOGIN_ATTEMPTS: u32 = 5;
-/// The window.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// Login throttling: Redis when it is up (shared by replicas), this process's memory when not.
-#[derive(Clone, Default)]
-pub struct LoginThrottle {
-    local: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
-}
-
-impl LoginThrottle {
-    /// Refuses with 429 while `account` has used up its failed attempts.
-    pub async fn check(&self, state: &AppState, account: &str) -> Result<(), ApiError> {
-        let key = format!("throttle:login:{account}");
-        if let Some(mut conn) = state.redis.connection().await {
-            let reply: redis::RedisResult<(Option<u32>, i64)> = redis::pipe()
-                .get(&key)
-                .ttl(&key)
-                .query_async(&mut conn)
-                .await;
-            match reply {
-                Ok((Some(count), ttl)) if count >= LOGIN_ATTEMPTS => {
-                    return Err(ApiError::rate_limited(ttl.max(1) as u64));
-                }
-                Ok(_) => return Ok(()),
-                Err(_) => state.redis.reset(),
-            }
-        }
-        let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((count, since)) = local.get(&key) {
-            let elapsed = since.elapsed();
-            if elapsed < LOGIN_WINDOW && *count >= LOGIN_ATTEMPTS {
-                return Err(ApiError::rate_limited((LOGIN_WINDOW - elapsed).as_secs()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts a failed attempt.
-    pub async fn failed(&self, state: &AppState, account: &str) {
-        let key = format!("throttle:login:{account}");
-        if let Some(mut conn) = state.redis.connection().await {
-            let reply: redis::RedisResult<(u32, i64)> = redis::pipe()
-                .incr(&key, 1)
-                .expire(&key, LOGIN_WINDOW.as_secs() as i64)
-                .query_async(&mut conn)
-                .await;
-            if reply.is_ok() {
-                return;
-            }
-            state.redis.reset();
-        }
-        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = local.entry(key).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOGIN_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    /// Clears the count after a successful login.
-    pub async fn succeeded(&self, state: &AppState, account: &str) {
-        let key = format!("throttle:login:{account}");
-        if let Some(mut conn) = state.redis.connection().await {
-            let reply: redis::RedisResult<()> =
-                redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
-            if reply.is_err() {
-                state.redis.reset();
-            }
-        }
-        self.local
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
     }
 }

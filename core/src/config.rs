@@ -59,6 +59,13 @@ pub struct ServeConfig {
     /// `VOUCHER_PLATFORM_RATE` / `VOUCHER_PLATFORM_BURST`: requests per second and burst per
     /// platform API key (default 100 and 200).
     pub rate_limits: crate::platform::RateLimits,
+    /// `VOUCHER_TRUSTED_PROXIES`: CIDRs whose `X-Forwarded-For` is believed (default none).
+    pub trusted_proxies: crate::throttle::TrustedProxies,
+    /// `VOUCHER_ANON_PER_MINUTE` / `VOUCHER_ANON_BURST`: per client address and anonymous
+    /// endpoint (default 30 a minute, bursts of 20).
+    pub anon_limits: crate::throttle::AnonLimits,
+    /// `VOUCHER_MAX_CONNECTIONS`: open connections served at once (default 8192).
+    pub max_connections: usize,
 }
 
 /// Reads variables; `std::env::var` in production, a map in tests.
@@ -161,8 +168,29 @@ impl ServeConfig {
             per_second: count("VOUCHER_PLATFORM_RATE", defaults.per_second)?,
             burst: count("VOUCHER_PLATFORM_BURST", defaults.burst)?,
         };
+        let anon_defaults = crate::throttle::AnonLimits::default();
+        let anon_limits = crate::throttle::AnonLimits {
+            per_minute: count("VOUCHER_ANON_PER_MINUTE", anon_defaults.per_minute)?,
+            burst: count("VOUCHER_ANON_BURST", anon_defaults.burst)?,
+        };
+        let trusted_proxies = crate::throttle::TrustedProxies::parse(
+            &source.get("VOUCHER_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .map_err(|_| {
+            invalid(
+                "VOUCHER_TRUSTED_PROXIES",
+                "must be a comma-separated list of CIDRs or IP addresses",
+            )
+        })?;
+        let max_connections = count(
+            "VOUCHER_MAX_CONNECTIONS",
+            crate::serve::EdgeLimits::default().max_connections as u32,
+        )? as usize;
         Ok(ServeConfig {
             rate_limits,
+            trusted_proxies,
+            anon_limits,
+            max_connections,
             database,
             db_max_connections,
             redis_url,

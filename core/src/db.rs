@@ -9,13 +9,17 @@ use sqlx::PgPool;
 /// The one forward-only set of migrations (`migrations/`), embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// How long a request waits for a pooled connection before it is answered 503 `overloaded`
+/// (the database is the bottleneck then; queueing longer helps no one).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Opens the pool and proves the server answers, so a wrong URL fails at start, not at the first
 /// request.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options.application_name("voucherd"))
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;

@@ -53,6 +53,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Slow down.
     RateLimited,
+    /// The server is shedding load; retry after `Retry-After`.
+    Overloaded,
     /// Something failed on our side; the detail never says what (it is in the log).
     Internal,
 }
@@ -82,6 +84,7 @@ impl ErrorCode {
             | ErrorCode::InvalidVoucher => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +114,7 @@ impl ErrorCode {
             ErrorCode::InvalidVoucher => "invalid_voucher",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
         }
     }
@@ -140,6 +144,7 @@ impl ErrorCode {
             ErrorCode::InvalidVoucher => "Invalid voucher",
             ErrorCode::PayloadTooLarge => "Payload too large",
             ErrorCode::RateLimited => "Too many requests",
+            ErrorCode::Overloaded => "The server is busy",
             ErrorCode::Internal => "Internal error",
         }
     }
@@ -220,6 +225,28 @@ impl ApiError {
         }
     }
 
+    /// `overloaded` (503) with the seconds to wait, sent as `Retry-After`: the server sheds this
+    /// request rather than queue it without bound.
+    pub fn overloaded(retry_after_secs: u64, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..ApiError::new(ErrorCode::Overloaded, detail)
+        }
+    }
+
+    /// The same error with another detail.
+    pub fn with_detail(self, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            detail: detail.into(),
+            ..self
+        }
+    }
+
+    /// The seconds a client should wait before retrying, when the error says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+
     /// A 500 whose cause is logged once and never shown to the client.
     pub fn internal(cause: impl Into<anyhow::Error>) -> ApiError {
         ApiError {
@@ -264,12 +291,26 @@ impl std::error::Error for ApiError {}
 
 impl From<sqlx::Error> for ApiError {
     fn from(value: sqlx::Error) -> Self {
-        ApiError::internal(value)
+        match value {
+            // Every pooled connection stayed busy past the acquire timeout: the database is the
+            // bottleneck right now, so shed the request instead of answering 500.
+            sqlx::Error::PoolTimedOut => ApiError::overloaded(
+                1,
+                "the server is busy; retry after the number of seconds in Retry-After",
+            ),
+            other => ApiError::internal(other),
+        }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(value: anyhow::Error) -> Self {
+        if matches!(
+            value.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut)
+        ) {
+            return ApiError::from(sqlx::Error::PoolTimedOut);
+        }
         ApiError::internal(value)
     }
 }
@@ -337,6 +378,7 @@ mod tests {
             ("invalid_voucher", 422),
             ("payload_too_large", 413),
             ("rate_limited", 429),
+            ("overloaded", 503),
             ("internal", 500),
         ];
         for (code, status) in cases {

@@ -1,7 +1,7 @@
 //! HTTP plumbing shared by every part: the public endpoints, the request middleware and the
 //! fallback, so every response (even a 404 on an unknown path) has the same shape.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -94,7 +94,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// one series per voucher id).
 pub async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -102,7 +102,7 @@ pub async fn track_metrics(State(state): State<AppState>, req: Request, next: Ne
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    let labels = [method.as_str(), route.as_str(), status.as_str()];
+    let labels = [method, route.as_str(), status.as_str()];
     state.metrics.http_requests.with_label_values(&labels).inc();
     state
         .metrics
@@ -110,6 +110,49 @@ pub async fn track_metrics(State(state): State<AppState>, req: Request, next: Ne
         .with_label_values(&labels)
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a metric label: the standard ones by name, anything else folded into `other`,
+/// so made-up methods cannot grow a series each.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// How long one request may take, body included, before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same for the bureau's long operations (a settlement run over a day of a million
+/// redemptions, closing a month).
+pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Answers 503 `overloaded` with `Retry-After` when a request has not finished in time, so no
+/// request holds its connection and memory without bound. (Work that must not be cut short,
+/// such as a settlement run, runs in a task of its own that the deadline does not cancel.)
+pub async fn request_deadline(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let limit = if path.starts_with("/api/bureau/settlement-runs")
+        || path.starts_with("/api/bureau/statements")
+    {
+        LONG_REQUEST_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::overloaded(
+            1,
+            format!("the request did not finish within {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
 }
 
 /// Refuses a declared body over 64 KiB before anything reads it (the extractors also stop an

@@ -40,24 +40,37 @@ where
     }
 }
 
-/// Reads a whole body up to [`MAX_BODY_BYTES`]; shared by the JSON and CSV extractors.
+/// How long a body may take to arrive once its headers have: a client that trickles a body
+/// (slowloris) is answered and its connection freed.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a whole body up to [`MAX_BODY_BYTES`] within [`BODY_READ_TIMEOUT`]; shared by the JSON
+/// and CSV extractors.
 pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|err| {
-            let inner = err.into_inner();
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-            while let Some(e) = source {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    return too_large();
-                }
-                source = e.source();
+    let read = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES);
+    let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, read).await else {
+        return Err(ApiError::new(
+            ErrorCode::MalformedRequest,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    read.map_err(|err| {
+        let inner = err.into_inner();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+        while let Some(e) = source {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return too_large();
             }
-            ApiError::new(
-                ErrorCode::MalformedRequest,
-                "the request body could not be read",
-            )
-        })
+            source = e.source();
+        }
+        ApiError::new(
+            ErrorCode::MalformedRequest,
+            "the request body could not be read",
+        )
+    })
 }
 
 /// `payload_too_large` with the limit in the detail.

@@ -87,24 +87,6 @@ pub struct PlatformAuth {
     script: redis::Script,
 }
 
-/// Token bucket in one atomic step on the Redis server's clock: refill by elapsed time, take
-/// one token or say how many milliseconds until one is there.
-const BUCKET: &str = r"
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait
-";
-
 impl PlatformAuth {
     /// With `limits`, registering its gauge on `registry`.
     pub fn new(limits: RateLimits, registry: &prometheus::Registry) -> PlatformAuth {
@@ -119,7 +101,7 @@ impl PlatformAuth {
             last_used_written: Arc::default(),
             warned_at: Arc::default(),
             disabled,
-            script: redis::Script::new(BUCKET),
+            script: redis::Script::new(crate::throttle::BUCKET),
         }
     }
 
@@ -250,4 +232,31 @@ impl FromRequestParts<AppState> for PlatformCredential {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Limits, per client address, the platform API's requests that carry an unknown or revoked
+/// key: past [`crate::throttle::BAD_KEY_ATTEMPTS`] such answers in a minute the address gets
+/// 429 before any key is looked up. (Each made-up key would otherwise get a fresh bucket of its
+/// own, so per-key limits alone never stop a key-guesser.)
+pub async fn limit_bad_keys(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let client = crate::throttle::ClientAddr::of(&parts, &state.trusted_proxies);
+    if let Err(refused) = state.throttle.bad_keys_allowed(&state, &client).await {
+        return refused.into_response();
+    }
+    let response = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        state.throttle.bad_key(&state, &client).await;
+    }
+    response
 }

@@ -7,11 +7,11 @@ use sqlx::PgPool;
 use time::{macros::offset, OffsetDateTime, UtcOffset};
 use voucher_rules::Catalogue;
 
-use crate::auth::LoginThrottle;
 use crate::cache::Redis;
 use crate::keys::KeyRing;
 use crate::platform::{PlatformAuth, RateLimits};
 use crate::telemetry::Metrics;
+use crate::throttle::{Throttle, TrustedProxies};
 
 /// Business dates, months and program years are in Asia/Shanghai (UTC+8 all year).
 pub const SHANGHAI: UtcOffset = offset!(+8);
@@ -29,8 +29,10 @@ pub struct AppState {
     pub keys: KeyRing,
     /// The policy measures; the voucher program's defaults come from here.
     pub rules: Arc<Catalogue>,
-    /// Failed-login counting.
-    pub throttle: LoginThrottle,
+    /// Login attempts, anonymous endpoints' buckets, failed API keys.
+    pub throttle: Throttle,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
     /// The time, settable in tests.
     pub clock: Clock,
     /// Platform key checks and rate limits.
@@ -53,7 +55,8 @@ impl AppState {
             verified_tokens: crate::token::VerifiedTokens::default(),
             keys: KeyRing::open(key_dir)?,
             rules: Arc::new(rules),
-            throttle: LoginThrottle::default(),
+            throttle: Throttle::default(),
+            trusted_proxies: TrustedProxies::default(),
             clock: Clock::default(),
         })
     }

@@ -8,6 +8,8 @@ use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::{self, FirmSession, Session};
 use voucher_core::error::is_constraint;
+use voucher_core::passwords::check_new_password;
+use voucher_core::throttle::ClientAddr;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money, Uscc};
 
 use crate::eligibility;
@@ -60,24 +62,6 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-/// Checks a new password: 10 to 128 characters.
-pub fn check_password(field: &str, password: &str) -> Result<(), ApiError> {
-    let n = password.chars().count();
-    if n < 10 {
-        return Err(ApiError::validation(
-            field,
-            "must be at least 10 characters",
-        ));
-    }
-    if n > 128 {
-        return Err(ApiError::validation(
-            field,
-            "must be at most 128 characters",
-        ));
-    }
-    Ok(())
-}
-
 /// Registers a firm; eligibility is computed, not declared.
 #[utoipa::path(post, path = "/api/portal/firms", tag = "portal", request_body = Registration,
     responses((status = 201, body = Registered),
@@ -85,8 +69,13 @@ pub fn check_password(field: &str, password: &str) -> Result<(), ApiError> {
         (status = 422, body = voucher_core::error::Problem, description = "`validation_failed`")))]
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientAddr,
     Json(reg): Json<Registration>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    state
+        .throttle
+        .anonymous(&state, &client, "firm-register")
+        .await?;
     Ok((StatusCode::CREATED, Json(create(&state.db, reg).await?)))
 }
 
@@ -113,7 +102,11 @@ pub async fn create(db: &PgPool, reg: Registration) -> Result<Registered, ApiErr
             "must be 5 to 20 digits",
         ));
     }
-    check_password("password", &reg.password)?;
+    check_new_password(
+        "password",
+        &reg.password,
+        &[reg.uscc.as_str(), &name, &contact_name, &contact_phone],
+    )?;
     let eligible = eligibility::is_eligible(&industry_code, &district);
     let hash = auth::hash_password(reg.password).await?;
     let id = Uuid::now_v7();
@@ -172,17 +165,32 @@ pub struct FirmLogin {
     pub password: String,
 }
 
-/// Logs a firm in; five wrong passwords lock the account for 15 minutes (429).
+/// Longest USCC a login looks up: longer names cannot exist and never reach Redis or argon2.
+const MAX_LOGIN_NAME: usize = 18;
+
+/// Logs a firm in. Each attempt is counted before the password is checked: five from one
+/// address on one account (or 100 from everywhere) in 15 minutes lock further attempts (429
+/// with `Retry-After`); the address's bucket limits logins to any account.
 #[utoipa::path(post, path = "/api/portal/sessions", tag = "portal", request_body = FirmLogin,
     responses((status = 200, body = Session),
         (status = 401, body = voucher_core::error::Problem),
         (status = 429, body = voucher_core::error::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     Json(login): Json<FirmLogin>,
 ) -> Result<Json<Session>, ApiError> {
-    let account = format!("firm:{}", login.uscc);
-    state.throttle.check(&state, &account).await?;
+    state
+        .throttle
+        .anonymous(&state, &client, "firm-login")
+        .await?;
+    if login.uscc.chars().count() > MAX_LOGIN_NAME || login.password.len() > 1024 {
+        return Err(ApiError::unauthorized("the USCC or the password is wrong"));
+    }
+    let attempt = state
+        .throttle
+        .login(&state, &format!("firm:{}", login.uscc), &client)
+        .await?;
     let firm = sqlx::query!(
         r#"select id, password_hash from firms where uscc = $1"#,
         login.uscc
@@ -193,7 +201,7 @@ pub async fn login(
         login.password,
         firm.as_ref().map(|f| f.password_hash.clone()),
     )
-    .await;
+    .await?;
     let mut tx = state.db.begin().await?;
     match (ok, firm) {
         (true, Some(firm)) => {
@@ -206,7 +214,7 @@ pub async fn login(
             )
             .await?;
             tx.commit().await?;
-            state.throttle.succeeded(&state, &account).await;
+            state.throttle.succeeded(&state, attempt).await;
             Ok(Json(auth::firm_session(&state, firm.id)?))
         }
         _ => {
@@ -220,7 +228,6 @@ pub async fn login(
             )
             .await?;
             tx.commit().await?;
-            state.throttle.failed(&state, &account).await;
             Err(ApiError::unauthorized("the USCC or the password is wrong"))
         }
     }

@@ -11,7 +11,8 @@ use voucher_core::config::{is_valid_username, BootstrapAdmin};
 use voucher_core::error::is_constraint;
 use voucher_core::{ApiError, AppState, ErrorCode, Json};
 
-use crate::firms::check_password;
+use voucher_core::passwords::check_new_password;
+use voucher_core::throttle::ClientAddr;
 
 /// A staff login.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -23,16 +24,30 @@ pub struct StaffLogin {
     pub password: String,
 }
 
-/// Logs staff in; five wrong passwords lock the account for 15 minutes (429).
+/// Logs staff in. Each attempt is counted before the password is checked: five from one
+/// address on one account (or 100 from everywhere) in 15 minutes lock further attempts (429
+/// with `Retry-After`), so a stranger cannot lock the owner out from elsewhere.
 #[utoipa::path(post, path = "/api/bureau/sessions", tag = "bureau", request_body = StaffLogin,
     responses((status = 200, body = Session), (status = 401, body = voucher_core::error::Problem),
         (status = 429, body = voucher_core::error::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     Json(login): Json<StaffLogin>,
 ) -> Result<Json<Session>, ApiError> {
-    let account = format!("staff:{}", login.username);
-    state.throttle.check(&state, &account).await?;
+    state
+        .throttle
+        .anonymous(&state, &client, "staff-login")
+        .await?;
+    if !is_valid_username(&login.username) || login.password.len() > 1024 {
+        return Err(ApiError::unauthorized(
+            "the username or the password is wrong",
+        ));
+    }
+    let attempt = state
+        .throttle
+        .login(&state, &format!("staff:{}", login.username), &client)
+        .await?;
     let row = sqlx::query!(
         r#"select id, password_hash, role from staff where username = $1"#,
         login.username
@@ -43,7 +58,7 @@ pub async fn login(
         login.password,
         row.as_ref().map(|r| r.password_hash.clone()),
     )
-    .await;
+    .await?;
     let mut tx = state.db.begin().await?;
     match (ok, row) {
         (true, Some(row)) => {
@@ -58,7 +73,7 @@ pub async fn login(
             )
             .await?;
             tx.commit().await?;
-            state.throttle.succeeded(&state, &account).await;
+            state.throttle.succeeded(&state, attempt).await;
             Ok(Json(auth::staff_session(
                 &state,
                 row.id,
@@ -77,7 +92,6 @@ pub async fn login(
             )
             .await?;
             tx.commit().await?;
-            state.throttle.failed(&state, &account).await;
             Err(ApiError::unauthorized(
                 "the username or the password is wrong",
             ))
@@ -148,8 +162,10 @@ pub async fn create_staff(
             "must be 3-64 of a-z, 0-9, '.', '_', '-'",
         )));
     }
-    check_password("password", &password).map_err(CreateStaffError::Invalid)?;
-    let hash = auth::hash_password(password).await?;
+    check_new_password("password", &password, &[username]).map_err(CreateStaffError::Invalid)?;
+    let hash = auth::hash_password(password)
+        .await
+        .map_err(CreateStaffError::Invalid)?;
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await.map_err(anyhow::Error::from)?;
     let inserted = sqlx::query!(
