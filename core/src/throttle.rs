@@ -103,14 +103,15 @@ impl<V> Default for Bounded<V> {
 }
 
 impl<V> Bounded<V> {
-    /// The live entry for `key`, creating it with `make` (and `ttl`) when there is none;
-    /// `None` when the map is full of live entries.
+    /// The live entry for `key`, creating it with `make` (and `ttl`) when there is none. A map
+    /// full of live entries forgets one at random to make room: memory stays bounded, and with
+    /// Redis up the shared count still holds what was forgotten here.
     fn entry(
         &mut self,
         key: [u8; 20],
         ttl: Duration,
         make: impl FnOnce() -> V,
-    ) -> Option<&mut (V, Instant)> {
+    ) -> &mut (V, Instant) {
         let now = Instant::now();
         if self
             .entries
@@ -124,11 +125,14 @@ impl<V> Bounded<V> {
                 self.entries.retain(|_, (_, until)| *until > now);
             }
             if self.entries.len() >= LOCAL_CAPACITY {
-                return None;
+                if let Some(victim) = self.entries.keys().next().copied() {
+                    self.entries.remove(&victim);
+                }
             }
-            self.entries.insert(key, (make(), now + ttl));
         }
-        self.entries.get_mut(&key)
+        self.entries
+            .entry(key)
+            .or_insert_with(|| (make(), now + ttl))
     }
 
     fn get_mut(&mut self, key: &[u8; 20]) -> Option<&mut (V, Instant)> {
@@ -159,9 +163,10 @@ fn key_of(kind: &str, parts: &[&[u8]]) -> [u8; 20] {
     key
 }
 
-fn redis_key(prefix: &str, key: &[u8; 20]) -> String {
-    let mut s = String::with_capacity(prefix.len() + 40);
+fn redis_key(namespace: &str, prefix: &str, key: &[u8; 20]) -> String {
+    let mut s = String::with_capacity(namespace.len() + prefix.len() + 40);
     s.push_str(prefix);
+    s.push_str(namespace);
     for b in key {
         s.push_str(&format!("{b:02x}"));
     }
@@ -173,6 +178,9 @@ fn redis_key(prefix: &str, key: &[u8; 20]) -> String {
 pub struct Throttle {
     /// Limits of the anonymous endpoints.
     pub anon: AnonLimits,
+    /// Added to every Redis key: empty in production (replicas share counters); tests give each
+    /// app its own so counts never leak between tests or runs.
+    pub namespace: String,
     counters: Arc<Mutex<Bounded<u32>>>,
     buckets: Arc<Mutex<Bounded<(u64, Instant)>>>,
     bucket: redis::Script,
@@ -184,6 +192,7 @@ impl Default for Throttle {
     fn default() -> Self {
         Throttle {
             anon: AnonLimits::default(),
+            namespace: String::new(),
             counters: Arc::default(),
             buckets: Arc::default(),
             bucket: redis::Script::new(BUCKET),
@@ -218,7 +227,7 @@ impl Throttle {
         if let Some(mut conn) = state.redis.connection().await {
             let reply: redis::RedisResult<u64> = self
                 .bucket
-                .key(redis_key("ratelimit:anon:", &key))
+                .key(redis_key(&self.namespace, "ratelimit:anon:", &key))
                 .arg(format!("{}.{:03}", rate_milli / 1000, rate_milli % 1000))
                 .arg(limits.burst.max(1))
                 .invoke_async(&mut conn)
@@ -233,13 +242,7 @@ impl Throttle {
         let burst = u64::from(limits.burst.max(1)) * 1000;
         let ttl = Duration::from_millis(burst * 1000 / rate_milli.max(1) + 1000);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(((tokens, at), until)) = buckets.entry(key, ttl, || (burst, Instant::now()))
-        else {
-            return Err(ApiError::overloaded(
-                1,
-                "too many clients at once; retry shortly",
-            ));
-        };
+        let ((tokens, at), until) = buckets.entry(key, ttl, || (burst, Instant::now()));
         let elapsed = at.elapsed().as_millis() as u64;
         *tokens = (*tokens + elapsed * rate_milli / 1000).min(burst);
         *at = Instant::now();
@@ -300,23 +303,21 @@ impl Throttle {
             return Ok(());
         };
         let key = key_of("bad-key", &[addr.as_bytes()]);
-        let count = match state.redis.connection().await {
-            Some(mut conn) => {
-                let reply: redis::RedisResult<(Option<u32>, i64)> = redis::pipe()
-                    .get(redis_key("throttle:", &key))
-                    .pttl(redis_key("throttle:", &key))
-                    .query_async(&mut conn)
-                    .await;
-                match reply {
-                    Ok((count, ttl)) => (count.unwrap_or(0), ttl.max(1000) as u64),
-                    Err(_) => {
-                        state.redis.reset();
-                        self.local_count(&key)
-                    }
+        let mut count = self.local_count(&key);
+        if let Some(mut conn) = state.redis.connection().await {
+            let reply: redis::RedisResult<(Option<u32>, i64)> = redis::pipe()
+                .get(redis_key(&self.namespace, "throttle:", &key))
+                .pttl(redis_key(&self.namespace, "throttle:", &key))
+                .query_async(&mut conn)
+                .await;
+            match reply {
+                Ok((Some(shared), ttl)) if shared > count.0 => {
+                    count = (shared, ttl.max(1000) as u64);
                 }
+                Ok(_) => {}
+                Err(_) => state.redis.reset(),
             }
-            None => self.local_count(&key),
-        };
+        }
         if count.0 >= BAD_KEY_ATTEMPTS {
             return Err(ApiError::rate_limited(count.1.div_ceil(1000)));
         }
@@ -343,54 +344,59 @@ impl Throttle {
     }
 
     /// Counts one hit on `key`: the count after it and the milliseconds its window has left.
+    /// The hit is counted in this process's memory and in Redis, and the larger count decides:
+    /// Redis shares the count between replicas, memory holds it while Redis is down or while
+    /// this process is still dialling it, so concurrent attempts can never split their count
+    /// between the two and slip under both.
     async fn hit(
         &self,
         state: &AppState,
         key: &[u8; 20],
         window: Duration,
     ) -> Result<(u32, u64), ApiError> {
+        let local = {
+            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            let (count, until) = counters.entry(*key, window, || 0);
+            *count = count.saturating_add(1);
+            (
+                *count,
+                until.saturating_duration_since(Instant::now()).as_millis() as u64,
+            )
+        };
         if let Some(mut conn) = state.redis.connection().await {
             let reply: redis::RedisResult<(u32, i64)> = self
                 .hit
-                .key(redis_key("throttle:", key))
+                .key(redis_key(&self.namespace, "throttle:", key))
                 .arg(window.as_millis() as u64)
                 .invoke_async(&mut conn)
                 .await;
             match reply {
-                Ok((count, ttl)) => return Ok((count, ttl.max(1000) as u64)),
+                Ok((count, ttl)) if count >= local.0 => return Ok((count, ttl.max(1000) as u64)),
+                Ok(_) => {}
                 Err(_) => state.redis.reset(),
             }
         }
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((count, until)) = counters.entry(*key, window, || 0) else {
-            // Full of live counters: refuse rather than forget one (that would let a guesser in).
-            return Err(ApiError::overloaded(
-                1,
-                "too many clients at once; retry shortly",
-            ));
-        };
-        *count = count.saturating_add(1);
-        Ok((
-            *count,
-            until.saturating_duration_since(Instant::now()).as_millis() as u64,
-        ))
+        Ok((local.0, local.1.max(1000)))
     }
 
     async fn take_back(&self, state: &AppState, key: &[u8; 20]) {
+        if let Some((count, _)) = self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+        {
+            *count = count.saturating_sub(1);
+        }
         if let Some(mut conn) = state.redis.connection().await {
             let reply: redis::RedisResult<i64> = self
                 .undo
-                .key(redis_key("throttle:", key))
+                .key(redis_key(&self.namespace, "throttle:", key))
                 .invoke_async(&mut conn)
                 .await;
-            if reply.is_ok() {
-                return;
+            if reply.is_err() {
+                state.redis.reset();
             }
-            state.redis.reset();
-        }
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((count, _)) = counters.get_mut(key) {
-            *count = count.saturating_sub(1);
         }
     }
 }
@@ -580,6 +586,8 @@ mod tests {
         }
         assert_eq!(map.len(), LOCAL_CAPACITY);
         let key = key_of("t", &[b"late"]);
-        assert!(map.entry(key, Duration::from_secs(60), || 0).is_none());
+        map.entry(key, Duration::from_secs(60), || 7);
+        assert_eq!(map.len(), LOCAL_CAPACITY, "one forgotten to make room");
+        assert_eq!(map.get_mut(&key).map(|e| e.0), Some(7));
     }
 }

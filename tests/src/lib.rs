@@ -7,6 +7,8 @@
 mod support;
 
 #[cfg(test)]
+mod abuse;
+#[cfg(test)]
 mod bureau;
 #[cfg(test)]
 mod concurrency;

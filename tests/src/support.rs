@@ -20,7 +20,11 @@ pub fn redis_url() -> String {
 /// The app's state on `pool`, with Redis at `redis_url` and a fresh key directory.
 pub fn state_with_redis(pool: PgPool, redis_url: &str) -> AppState {
     let key_dir = std::env::temp_dir().join(format!("voucher-test-keys-{}", Uuid::new_v4()));
-    AppState::new(pool, Redis::new(redis_url).expect("redis url"), &key_dir).expect("state")
+    let mut state =
+        AppState::new(pool, Redis::new(redis_url).expect("redis url"), &key_dir).expect("state");
+    // Throttle counters live in Redis, which outlives test databases: each app counts apart.
+    state.throttle.namespace = format!("test-{}:", Uuid::new_v4());
+    state
 }
 
 /// The whole app on `pool`.
@@ -42,7 +46,11 @@ impl TestApp {
 
     /// The whole app with Redis at `redis_url` (a dead port to test without it).
     pub async fn with_redis(pool: PgPool, redis_url: &str) -> TestApp {
-        let state = state_with_redis(pool, redis_url);
+        TestApp::with_state(state_with_redis(pool, redis_url)).await
+    }
+
+    /// The whole app on a state the test has adjusted (limits, trusted proxies).
+    pub async fn with_state(state: AppState) -> TestApp {
         voucher_issuer::programs::ensure(&state, state.clock.program_year())
             .await
             .expect("program year");
@@ -251,6 +259,15 @@ pub fn redemption(api_key: &str, idempotency_key: &str, body: Value) -> Request<
     r.headers_mut()
         .insert("idempotency-key", idempotency_key.parse().unwrap());
     r
+}
+
+/// `request` as if it came through a socket from `peer` (`ip:port`).
+pub fn from_peer(peer: &str, mut request: Request<Body>) -> Request<Body> {
+    let addr: std::net::SocketAddr = peer.parse().expect("peer address");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    request
 }
 
 /// A JSON request with an optional bearer token.
