@@ -236,6 +236,16 @@ async fn demo() -> anyhow::Result<ExitCode> {
 
 async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::load(&Environment)?;
+    // Every connection is a descriptor: raise the soft limit to the hard one (Debian's soft
+    // default of 1,024 would stop accepting long before VOUCHER_MAX_CONNECTIONS).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if (n as usize) < config.max_connections + 256 => tracing::warn!(
+            nofile = n,
+            "the open-file limit is below VOUCHER_MAX_CONNECTIONS; connections past it wait in the backlog"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let parts = if parts.is_empty() {
         voucherd::Parts::ALL
     } else {

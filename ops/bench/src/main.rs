@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod storm;
+
 use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -45,6 +47,30 @@ enum Command {
         #[arg(long)]
         clients: usize,
     },
+    /// Register --firms firms through the API (not timed), then have every one log in and
+    /// claim at once over --clients connections, retrying on 429/503 after Retry-After;
+    /// prints a JSON line (DATABASE_URL for the platform id and the admitted count).
+    Storm {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: String,
+        #[arg(long)]
+        firms: u32,
+        #[arg(long)]
+        clients: usize,
+    },
+    /// --attackers connections sending failed logins for --seconds, then --idle connections
+    /// held open without a request for --seconds, each while one firm logs in and claims
+    /// again and again; prints a JSON line per phase.
+    Abuse {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: String,
+        #[arg(long, default_value_t = 1000)]
+        attackers: usize,
+        #[arg(long, default_value_t = 5000)]
+        idle: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// Redeem for --seconds with --clients connections; prints a JSON line.
     Drive {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -81,6 +107,17 @@ async fn main() -> anyhow::Result<()> {
             firms,
             clients,
         } => claims(addr, firms, clients).await,
+        Command::Storm {
+            addr,
+            firms,
+            clients,
+        } => storm_run(addr, firms, clients).await,
+        Command::Abuse {
+            addr,
+            attackers,
+            idle,
+            seconds,
+        } => abuse_run(addr, attackers, idle, seconds).await,
         Command::Drive {
             addr,
             key,
@@ -291,6 +328,197 @@ async fn claims(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> 
                            "statuses": statuses, "firms_admitted": admitted})
     );
     Ok(())
+}
+
+async fn first_platform() -> anyhow::Result<Uuid> {
+    let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+    Ok(
+        sqlx::query_scalar("select id from platforms where active order by created_at limit 1")
+            .fetch_one(&pool)
+            .await?,
+    )
+}
+
+async fn storm_run(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> {
+    let platform = first_platform().await?.to_string();
+    let registered_at = Instant::now();
+    let registration = storm::register(&addr, firms, clients.min(64)).await?;
+    let registration_seconds = registered_at.elapsed().as_secs_f64();
+    let argon2 = storm::argon2_seconds();
+    let queue = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        let (addr, queue, platform) = (addr.clone(), Arc::clone(&queue), platform.clone());
+        workers.push(tokio::spawn(async move {
+            let mut conn = storm::Conn::new(&addr);
+            let mut tally = storm::Tally::default();
+            let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+            let mut latencies = Vec::new();
+            loop {
+                let i = queue.fetch_add(1, Ordering::Relaxed);
+                if i >= firms {
+                    break;
+                }
+                let began = Instant::now();
+                let outcome = storm::morning(&mut conn, &mut tally, i, &platform).await?;
+                latencies.push(began.elapsed());
+                let key = outcome.map_or("transport error".to_owned(), |s| s.to_string());
+                *outcomes.entry(key).or_default() += 1;
+            }
+            tally.reconnects = conn.reconnects;
+            anyhow::Ok((tally, outcomes, latencies))
+        }));
+    }
+    let mut tally = storm::Tally::default();
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+    let mut latencies = Vec::new();
+    for w in workers {
+        let (t, o, l) = w.await??;
+        for (k, v) in t.statuses {
+            *tally.statuses.entry(k).or_default() += v;
+        }
+        tally.transport_errors += t.transport_errors;
+        tally.reconnects += t.reconnects;
+        for (k, v) in o {
+            *outcomes.entry(k).or_default() += v;
+        }
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+    let admitted: i32 =
+        sqlx::query_scalar("select firms_admitted from program_years order by year desc limit 1")
+            .fetch_one(&pool)
+            .await?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!(
+        "{}",
+        serde_json::json!({
+            "firms": firms, "clients": clients, "admitted": admitted,
+            "final_claim_answers": outcomes, "answers": tally.statuses,
+            "transport_errors": tally.transport_errors + registration.transport_errors,
+            "reconnects": tally.reconnects, "seconds": elapsed,
+            "p50_ms": storm::percentile(&latencies, 0.50), "p99_ms": storm::percentile(&latencies, 0.99),
+            "argon2_ms": argon2 * 1000.0, "cores": cores,
+            "ideal_seconds": f64::from(firms) * argon2 / cores as f64,
+            "registration_seconds": registration_seconds, "registration_answers": registration.statuses,
+        })
+    );
+    Ok(())
+}
+
+async fn abuse_run(
+    addr: String,
+    attackers: usize,
+    idle: usize,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let platform = first_platform().await?.to_string();
+    let normal: u32 = 0x1_fff0;
+    let reg = storm::register_one(&addr, normal).await?;
+    anyhow::ensure!(
+        reg == 201 || reg == 409,
+        "the normal firm's registration answered {reg}"
+    );
+    // Phase 1: failed logins from ever-new addresses, sent as fast as answers come back.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for a in 0..attackers {
+        let (addr, stop) = (addr.clone(), Arc::clone(&stop));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = storm::Conn::new(&addr);
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let i = (a as u32) * 4096 + sent;
+                let body = serde_json::json!({"uscc": storm::uscc(500_000 + i % 400_000).unwrap_or_default(),
+                    "password": "not-the-password"});
+                if conn
+                    .json("POST", "/api/portal/sessions", None, &storm::address(i), &body)
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                sent += 1;
+            }
+        }));
+    }
+    let failed_logins = normal_client(&addr, normal, &platform, seconds).await?;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    println!(
+        "{}",
+        serde_json::json!({"phase": "failed logins", "attackers": attackers, "seconds": seconds, "normal_client": failed_logins})
+    );
+    // Phase 2: connections that never send a request, reopened whenever the server drops one.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opened = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..idle {
+        let (addr, stop, opened) = (addr.clone(), Arc::clone(&stop), Arc::clone(&opened));
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::net::TcpStream::connect(&addr).await {
+                    Ok(mut stream) => {
+                        opened.fetch_add(1, Ordering::Relaxed);
+                        let mut buf = [0u8; 512];
+                        // Held until the server closes it or the phase ends.
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(seconds + 1),
+                            tokio::io::AsyncReadExt::read(&mut stream, &mut buf),
+                        )
+                        .await;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_phase = normal_client(&addr, normal, &platform, seconds).await?;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    println!(
+        "{}",
+        serde_json::json!({"phase": "idle connections", "idle": idle, "connections_opened": opened.load(Ordering::Relaxed), "seconds": seconds, "normal_client": idle_phase})
+    );
+    Ok(())
+}
+
+/// One firm logging in and claiming (or reading its standing once it holds its slot) again and
+/// again for `seconds`, obeying Retry-After; its cycles and latencies.
+async fn normal_client(
+    addr: &str,
+    i: u32,
+    platform: &str,
+    seconds: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut conn = storm::Conn::new(addr);
+    let mut tally = storm::Tally::default();
+    let mut latencies = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+    while Instant::now() < until {
+        let began = Instant::now();
+        let outcome = storm::morning(&mut conn, &mut tally, i, platform).await?;
+        latencies.push(began.elapsed());
+        *outcomes
+            .entry(outcome.map_or("transport error".to_owned(), |s| s.to_string()))
+            .or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    latencies.sort();
+    Ok(
+        serde_json::json!({"cycles": latencies.len(), "final_answers": outcomes, "answers": tally.statuses,
+        "transport_errors": tally.transport_errors,
+        "p50_ms": storm::percentile(&latencies, 0.5), "max_ms": storm::percentile(&latencies, 1.0)}),
+    )
 }
 
 #[expect(
