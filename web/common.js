@@ -31,6 +31,7 @@
     invalid_voucher: '消费券无效：券码不存在，或二维码已损坏、签名不正确。',
     payload_too_large: '提交的内容太大（超过 64 KB），请精简后重试。',
     rate_limited: '操作太频繁了，请稍后再试。',
+    overloaded: '现在办理的人很多，系统正在排队处理，请稍候再试。',
     internal: '系统暂时出现故障，请稍后再试。',
     network: '无法连接到服务器，请检查网络后重试。',
   };
@@ -43,7 +44,8 @@
     district: ['注册所在区', '不能为空'],
     contact_name: ['联系人', '不能为空'],
     contact_phone: ['联系电话', '应为 5–20 位数字'],
-    password: ['密码', '至少 10 个字符'],
+    password: ['密码', '至少 10 个字符，且不能是常见密码、连续或重复的字符、日期或企业名称等容易被猜到的内容；建议用几个互不相关的词加数字组合'],
+    new_password: ['新密码', '至少 10 个字符，且不能是常见密码、连续或重复的字符、日期或企业名称等容易被猜到的内容；建议用几个互不相关的词加数字组合'],
     annual_fee: ['年服务费', '应为大于 0 的金额，最多两位小数'],
     platform_id: ['平台', '请选择一个平台'],
     username: ['用户名', '3–64 位小写字母、数字或 . _ -'],
@@ -87,6 +89,7 @@
     if (status === 404) return 'not_found';
     if (status === 413) return 'payload_too_large';
     if (status === 429) return 'rate_limited';
+    if (status === 503) return 'overloaded';
     return 'internal';
   }
 
@@ -105,10 +108,24 @@
     }
     let text = ERRORS[err.code] || '操作没有成功（错误码 ' + err.code + '）。';
     if (err.code === 'rate_limited' && err.retryAfter) {
-      text = '操作太频繁了，请 ' + err.retryAfter + ' 秒后再试。';
+      const secs = Number(err.retryAfter);
+      text = secs > LOCKOUT_SECONDS
+        ? '登录失败次数过多：为保护账号安全，从当前网络登录该账号已暂停约 ' + Math.ceil(secs / 60) +
+          ' 分钟，到时自动恢复。如忘记密码，请致电区工业和信息化局。'
+        : '操作太频繁了，请 ' + secs + ' 秒后再试。';
+    }
+    if (err.code === 'overloaded' && err.retryAfter) {
+      text = '现在办理的人很多，系统正在排队处理，请 ' + err.retryAfter + ' 秒后再试。';
     }
     return text;
   }
+
+  // A 429 that asks for a wait longer than this is a login lockout, shown, not retried.
+  const LOCKOUT_SECONDS = 60;
+  // How long the client keeps retrying a request the server queued (429/503) before it gives up.
+  const RETRY_BUDGET_SECONDS = 180;
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   // ---- API client ----------------------------------------------------------------------------
 
@@ -116,6 +133,9 @@
   // called when a request made with a token answers 401 (the session ended).
   function createClient(storageKey, onUnauthorized) {
     const client = {
+      // Set by a page: called with the seconds it will wait before retrying a queued request,
+      // and with 0 when the wait is over.
+      onWait: null,
       token() {
         return sessionStorage.getItem(storageKey);
       },
@@ -138,11 +158,24 @@
           init.body = JSON.stringify(body);
         }
         let res;
-        try {
-          res = await fetch(path, init);
-        } catch (e) {
-          throw new ApiError(0, { code: 'network' });
+        let waited = 0;
+        for (;;) {
+          try {
+            res = await fetch(path, init);
+          } catch (e) {
+            if (client.onWait) client.onWait(0);
+            throw new ApiError(0, { code: 'network' });
+          }
+          // The server sheds load (503) or paces this address (a short 429): wait as it says and
+          // send again by ourselves, telling the page so it can show that we are queueing.
+          const wait = Number(res.headers.get('Retry-After')) || 1;
+          const queued = res.status === 503 || (res.status === 429 && wait <= LOCKOUT_SECONDS);
+          if (!queued || opts.noRetry || waited + wait > RETRY_BUDGET_SECONDS) break;
+          if (client.onWait) client.onWait(wait);
+          await sleep(wait * 1000 + Math.floor(Math.random() * 500));
+          waited += wait;
         }
+        if (client.onWait) client.onWait(0);
         if (!res.ok) {
           let problem = null;
           try {

@@ -202,8 +202,9 @@ impl Default for Throttle {
     }
 }
 
-/// A login attempt that has been counted; a success takes the count back.
-#[must_use = "call succeeded() when the password was right"]
+/// A login attempt that has been counted; a success (or a check that never ran) takes the
+/// count back.
+#[must_use = "call release() when the password was right or never checked"]
 pub struct LoginAttempt {
     keys: [[u8; 20]; 2],
 }
@@ -285,8 +286,9 @@ impl Throttle {
         })
     }
 
-    /// A right password: the attempt no longer counts against the account.
-    pub async fn succeeded(&self, state: &AppState, attempt: LoginAttempt) {
+    /// Takes the attempt back: the password was right, or it was never checked (the hashing
+    /// queue shed the request), so it must not count towards a lockout.
+    pub async fn release(&self, state: &AppState, attempt: LoginAttempt) {
         for key in &attempt.keys {
             self.take_back(state, key).await;
         }

@@ -187,21 +187,29 @@ pub async fn login(
     if login.uscc.chars().count() > MAX_LOGIN_NAME || login.password.len() > 1024 {
         return Err(ApiError::unauthorized("the USCC or the password is wrong"));
     }
-    let attempt = state
-        .throttle
-        .login(&state, &format!("firm:{}", login.uscc), &client)
-        .await?;
     let firm = sqlx::query!(
         r#"select id, password_hash from firms where uscc = $1"#,
         login.uscc
     )
     .fetch_optional(&state.db)
     .await?;
-    let ok = auth::verify_password(
+    let attempt = state
+        .throttle
+        .login(&state, &format!("firm:{}", login.uscc), &client)
+        .await?;
+    let verified = auth::verify_password(
         login.password,
         firm.as_ref().map(|f| f.password_hash.clone()),
     )
-    .await?;
+    .await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(shed) => {
+            // Queued out before the password was checked: this try must not lock anyone out.
+            state.throttle.release(&state, attempt).await;
+            return Err(shed);
+        }
+    };
     let mut tx = state.db.begin().await?;
     match (ok, firm) {
         (true, Some(firm)) => {
@@ -214,7 +222,7 @@ pub async fn login(
             )
             .await?;
             tx.commit().await?;
-            state.throttle.succeeded(&state, attempt).await;
+            state.throttle.release(&state, attempt).await;
             Ok(Json(auth::firm_session(&state, firm.id)?))
         }
         _ => {

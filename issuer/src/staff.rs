@@ -44,21 +44,29 @@ pub async fn login(
             "the username or the password is wrong",
         ));
     }
-    let attempt = state
-        .throttle
-        .login(&state, &format!("staff:{}", login.username), &client)
-        .await?;
     let row = sqlx::query!(
         r#"select id, password_hash, role from staff where username = $1"#,
         login.username
     )
     .fetch_optional(&state.db)
     .await?;
-    let ok = auth::verify_password(
+    let attempt = state
+        .throttle
+        .login(&state, &format!("staff:{}", login.username), &client)
+        .await?;
+    let verified = auth::verify_password(
         login.password,
         row.as_ref().map(|r| r.password_hash.clone()),
     )
-    .await?;
+    .await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(shed) => {
+            // Queued out before the password was checked: this try must not lock anyone out.
+            state.throttle.release(&state, attempt).await;
+            return Err(shed);
+        }
+    };
     let mut tx = state.db.begin().await?;
     match (ok, row) {
         (true, Some(row)) => {
@@ -73,7 +81,7 @@ pub async fn login(
             )
             .await?;
             tx.commit().await?;
-            state.throttle.succeeded(&state, attempt).await;
+            state.throttle.release(&state, attempt).await;
             Ok(Json(auth::staff_session(
                 &state,
                 row.id,

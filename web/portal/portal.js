@@ -13,6 +13,14 @@
     go('#/login');
   });
 
+  // While the server queues a request (the opening morning), say so instead of looking stuck.
+  api.onWait = (seconds) => {
+    const q = $('queueing');
+    if (!q) return;
+    q.hidden = !seconds;
+    if (seconds) q.textContent = '排队中，请稍候……现在办理的人很多，' + seconds + ' 秒后自动重试，请不要关闭页面。';
+  };
+
   const STATUS = {
     active: ['可使用', 'ok'],
     exhausted: ['已用完', 'muted'],

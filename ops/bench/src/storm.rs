@@ -110,7 +110,7 @@ pub fn address(i: u32) -> String {
 
 /// A valid USCC for benchmark firm `i`.
 pub fn uscc(i: u32) -> anyhow::Result<String> {
-    Uscc::with_check_digits("91440306", &format!("MS{i:06}"))
+    Uscc::with_check_digits("91440306", &format!("MK{i:06}"))
         .map(|u| u.to_string())
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
