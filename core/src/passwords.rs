@@ -23,8 +23,13 @@ use crate::error::ApiError;
 
 /// Longest a job may wait in the queue before it is refused with 503.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
-/// Jobs queued per worker; past that a new job is refused at once.
-pub const QUEUE_PER_WORKER: usize = 32;
+/// The queue is kept to about this much work (estimated from the recent hash time): a job that
+/// would wait longer is refused at once, told to come back when about half of it is done. The
+/// queue must hold more than a `Retry-After` second's worth of work, or the workers would idle
+/// while refused clients wait out their whole seconds.
+pub const TARGET_WAIT: Duration = Duration::from_secs(3);
+/// Jobs queued per worker at most, whatever the estimate says (a few hundred bytes each).
+pub const QUEUE_PER_WORKER: usize = 1024;
 
 /// A hash of a password that is never anyone's: verifying against it costs what a real check
 /// costs, so an unknown account takes as long as a known one.
@@ -123,7 +128,13 @@ impl Passwords {
             queued_at: Instant::now(),
             reply,
         };
-        self.inner.queued.fetch_add(1, Ordering::Relaxed);
+        let ahead = self.inner.queued.fetch_add(1, Ordering::Relaxed) as u64;
+        let avg = self.inner.avg_micros.load(Ordering::Relaxed);
+        let wait = ahead * avg / self.inner.workers as u64;
+        if wait > TARGET_WAIT.as_micros() as u64 {
+            self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(self.shed());
+        }
         match self.inner.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -138,11 +149,12 @@ impl Passwords {
         }
     }
 
-    /// 503 with a `Retry-After` that lets the queue drain: queued jobs × one hash ÷ workers.
+    /// 503 with a `Retry-After` of about half the queued work (queued jobs × one hash ÷
+    /// workers), so the retry arrives while the workers still have work in hand.
     fn shed(&self) -> ApiError {
         let queued = self.queued() as u64;
         let micros = self.inner.avg_micros.load(Ordering::Relaxed);
-        let secs = (queued * micros / self.inner.workers as u64).div_ceil(1_000_000);
+        let secs = (queued * micros / self.inner.workers as u64 / 2).div_ceil(1_000_000);
         ApiError::overloaded(
             secs.clamp(1, 10),
             "many logins are being checked right now; retry after the seconds in Retry-After",
@@ -341,7 +353,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_is_refused_with_overloaded_and_retry_after() {
+    async fn work_past_the_queue_bound_is_refused_with_overloaded_and_retry_after() {
         let pool = Passwords::new(1);
         let mut waiting = Vec::new();
         for _ in 0..(QUEUE_PER_WORKER + 8) {
@@ -360,7 +372,7 @@ mod tests {
         }
         assert!(
             shed >= 1,
-            "a queue of {QUEUE_PER_WORKER} cannot hold {} jobs",
+            "{} jobs on one worker are far more than {TARGET_WAIT:?} of work",
             QUEUE_PER_WORKER + 8
         );
     }

@@ -125,8 +125,9 @@ pub struct Tally {
 
 impl Tally {
     fn count(&mut self, what: &str, answer: &Answer) {
-        let code = serde_json::from_slice::<Value>(&answer.body)
-            .ok()
+        let code = (answer.status >= 400)
+            .then(|| serde_json::from_slice::<Value>(&answer.body).ok())
+            .flatten()
             .and_then(|v| v["code"].as_str().map(str::to_owned));
         let key = match code {
             Some(code) => format!("{what} {} {code}", answer.status),
