@@ -8,7 +8,7 @@
 //! date reports the same, whatever happened since.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use time::{Date, OffsetDateTime};
 use voucher_core::state::SHANGHAI;
 use voucher_core::Money;
@@ -61,26 +61,50 @@ pub fn parse_business_date(text: &str) -> Result<Date, time::error::Parse> {
     )
 }
 
+/// Another run holds the settlement lock: this one did nothing. The API answers it with 409
+/// `invalid_transition` at once; the nightly job on another replica skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InProgress;
+
+impl std::fmt::Display for InProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a settlement run is already in progress")
+    }
+}
+
+impl std::error::Error for InProgress {}
+
 /// Runs the whole job for `date`; `stop_after` ends it after that many steps (to show that an
 /// interrupted run completes when run again). `progress` is told each step as it starts.
+///
+/// One run at a time across every replica: the run takes a session advisory lock on a
+/// connection of its own, detached from the pool, and closes that connection when it ends; were
+/// the run dropped half-way, dropping the connection ends its session all the same, so the
+/// lock can never outlive the run (a pooled connection would go back to the pool still holding
+/// it). A run that finds the lock taken returns [`InProgress`] at once rather than queueing.
 pub async fn run_steps(
     pool: &PgPool,
     date: Date,
     stop_after: Option<usize>,
     progress: &(dyn Fn(usize, &str) + Sync),
 ) -> anyhow::Result<Option<Report>> {
-    let mut lock_conn = pool.acquire().await?;
-    sqlx::query!(r#"select pg_advisory_lock($1)"#, SETTLEMENT_LOCK)
-        .execute(&mut *lock_conn)
-        .await?;
-    let result = steps(pool, date, stop_after, progress).await;
-    sqlx::query_scalar!(
-        r#"select pg_advisory_unlock($1) as "unlocked!""#,
+    let mut lock_conn = pool.acquire().await?.detach();
+    let locked = sqlx::query_scalar!(
+        r#"select pg_try_advisory_lock($1) as "locked!""#,
         SETTLEMENT_LOCK
     )
-    .fetch_one(&mut *lock_conn)
+    .fetch_one(&mut lock_conn)
     .await?;
-    result
+    if !locked {
+        let _ = lock_conn.close().await;
+        return Err(InProgress.into());
+    }
+    let result = steps(pool, date, stop_after, progress).await;
+    // Closing the session releases the lock.
+    let closed = lock_conn.close().await;
+    let report = result?;
+    closed?;
+    Ok(report)
 }
 
 async fn steps(
@@ -197,20 +221,43 @@ async fn expire(
     Ok(())
 }
 
+/// Releases the quota slot of every admitted firm that holds no live voucher and never
+/// redeemed this year. Two statements: the first locks the candidates' firm-year rows (in firm
+/// order, as the cap `PATCH` takes them; claims and cancels take one firm's row before the
+/// program row, as here); the second decides per firm with a fresh look at its vouchers. Under
+/// READ COMMITTED a single statement would re-check only the locked row after waiting for a
+/// claim, while its `not exists` kept the statement's first snapshot: a firm that claimed again
+/// meanwhile would keep its new voucher and lose its slot.
 async fn release(pool: &PgPool, date: Date) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let candidates = sqlx::query!(
+        r#"select f.firm_id, f.year from firm_years f
+           where f.admitted
+             and not exists (select 1 from vouchers v
+                             where v.firm_id = f.firm_id and v.year = f.year
+                               and (v.status in ('active', 'exhausted') or v.redemption_count > 0))
+           order by f.firm_id, f.year
+           for update of f"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if candidates.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let firms: Vec<uuid::Uuid> = candidates.iter().map(|c| c.firm_id).collect();
+    let years: Vec<i32> = candidates.iter().map(|c| c.year).collect();
+    // A new statement, so a new snapshot taken while this transaction holds every candidate's
+    // lock: it sees each claim that committed before, and any later claim waits for this commit
+    // and then finds its firm no longer admitted (and takes a slot again).
     sqlx::query!(
-        r#"with candidates as (
-               select f.firm_id, f.year from firm_years f
-               where f.admitted
+        r#"with released as (
+               update firm_years f set admitted = false
+               from unnest($2::uuid[], $3::int[]) as c(firm_id, year)
+               where f.firm_id = c.firm_id and f.year = c.year and f.admitted
                  and not exists (select 1 from vouchers v
                                  where v.firm_id = f.firm_id and v.year = f.year
                                    and (v.status in ('active', 'exhausted') or v.redemption_count > 0))
-               order by f.firm_id, f.year
-               for update of f),
-           released as (
-               update firm_years f set admitted = false from candidates c
-               where f.firm_id = c.firm_id and f.year = c.year
                returning f.firm_id, f.year),
            marked as (
                insert into quota_releases (firm_id, year, business_date)
@@ -223,7 +270,9 @@ async fn release(pool: &PgPool, date: Date) -> anyhow::Result<()> {
            update program_years p set firms_admitted = p.firms_admitted - s.n
            from (select year, count(*)::int as n from released group by year) s
            where p.year = s.year"#,
-        date
+        date,
+        &firms,
+        &years
     )
     .execute(&mut *tx)
     .await?;
