@@ -15,9 +15,9 @@ use voucher_core::audit::{self, Actor};
 use voucher_core::auth::FirmSession;
 use voucher_core::error::is_constraint;
 use voucher_core::ledger::{self, Account, Kind, Posting};
+use voucher_core::state::SHANGHAI;
 use voucher_core::token::{self, VoucherClaims};
 use voucher_core::vouchers::effective_status;
-use voucher_core::state::SHANGHAI;
 use voucher_core::{code, ApiError, AppState, ErrorCode, Json, Money};
 
 use crate::programs::{self, Program};

@@ -77,7 +77,11 @@ pub async fn check(
 /// A firm takes a quota slot while it holds a live voucher or has redeemed that year (SPEC §2,
 /// "Claim", "Cancellation and lapse"): the admitted flags must be exactly those firms, the
 /// counter their number, and the firms holding a slot at the end of the day within the quota.
-async fn quota(pool: &PgPool, cutoff: OffsetDateTime, out: &mut Vec<Invariant>) -> anyhow::Result<()> {
+async fn quota(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
     let years = sqlx::query!(
         r#"with holders as (
                select distinct v.firm_id, v.year from vouchers v
@@ -142,7 +146,11 @@ async fn quota(pool: &PgPool, cutoff: OffsetDateTime, out: &mut Vec<Invariant>) 
 
 /// What each firm was granted at the end of the day, from its vouchers' lives, within the
 /// program's cap in force (not the firm-year's copy of it, which could go stale).
-async fn caps(pool: &PgPool, cutoff: OffsetDateTime, out: &mut Vec<Invariant>) -> anyhow::Result<()> {
+async fn caps(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
     let firms = sqlx::query!(
         r#"with granted as (
                select v.firm_id, v.year,
