@@ -161,10 +161,24 @@ async fn lapse(
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let ids = sqlx::query_scalar!(
+        r#"select id from vouchers
+           where status = 'active' and redemption_count = 0 and lapses_at < $1
+           order by id for update"#,
+        cutoff
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    // Decided in a new statement, as in `release`: its snapshot is taken with every candidate
+    // voucher locked, so each voucher and its firm-year are read as of one moment.
     sqlx::query!(
         r#"with lapsed as (
                update vouchers v set status = 'lapsed', closed_at = $3, closed_on = $2
-               where v.status = 'active' and v.redemption_count = 0 and v.lapses_at < $1
+               where v.id = any($4) and v.status = 'active' and v.redemption_count = 0 and v.lapses_at < $1
                returning v.id, v.firm_id, v.year, v.face_value),
            journaled as (
                insert into journal (kind, debit, credit, amount, year, voucher_id, created_at)
@@ -179,7 +193,8 @@ async fn lapse(
            where f.firm_id = s.firm_id and f.year = s.year"#,
         cutoff,
         date,
-        at
+        at,
+        &ids
     )
     .execute(&mut *tx)
     .await?;
@@ -187,6 +202,11 @@ async fn lapse(
     Ok(())
 }
 
+/// Expires the vouchers past their redeem deadline and returns what they hold to the budget.
+/// Like `lapse` and `release`: the candidates' rows are locked first (voucher order), then a
+/// new statement decides, so a reversal that committed while the step waited is seen both in
+/// the voucher's balance and in its firm-year's totals (one statement once read the voucher
+/// after the reversal and the firm-year before it, and broke the firm-year's CHECK).
 async fn expire(
     pool: &PgPool,
     date: Date,
@@ -194,10 +214,22 @@ async fn expire(
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let ids = sqlx::query_scalar!(
+        r#"select id from vouchers
+           where status in ('active', 'exhausted') and expires_at < $1
+           order by id for update"#,
+        cutoff
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
     sqlx::query!(
         r#"with expired as (
                update vouchers v set status = 'expired', closed_at = $3, closed_on = $2
-               where v.status in ('active', 'exhausted') and v.expires_at < $1
+               where v.id = any($4) and v.status in ('active', 'exhausted') and v.expires_at < $1
                returning v.id, v.firm_id, v.year, v.face_value - v.redeemed as unused),
            journaled as (
                insert into journal (kind, debit, credit, amount, year, voucher_id, created_at)
@@ -213,7 +245,8 @@ async fn expire(
            where f.firm_id = s.firm_id and f.year = s.year"#,
         cutoff,
         date,
-        at
+        at,
+        &ids
     )
     .execute(&mut *tx)
     .await?;
