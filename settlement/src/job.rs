@@ -100,9 +100,17 @@ pub async fn run_steps(
         return Err(InProgress.into());
     }
     let result = steps(pool, date, stop_after, progress).await;
-    // Closing the session releases the lock.
+    // Unlocked explicitly, so a run right after this one finds the lock free (the server ends a
+    // closed session a moment after the client lets go); closing ends the session all the same.
+    let unlocked = sqlx::query_scalar!(
+        r#"select pg_advisory_unlock($1) as "unlocked!""#,
+        SETTLEMENT_LOCK
+    )
+    .fetch_one(&mut lock_conn)
+    .await;
     let closed = lock_conn.close().await;
     let report = result?;
+    unlocked?;
     closed?;
     Ok(report)
 }
@@ -207,6 +215,11 @@ async fn lapse(
 /// new statement decides, so a reversal that committed while the step waited is seen both in
 /// the voucher's balance and in its firm-year's totals (one statement once read the voucher
 /// after the reversal and the firm-year before it, and broke the firm-year's CHECK).
+///
+/// What the voucher held at the end of the business day is returned then; a discount a
+/// reversal gave back after that day (before this run marked the voucher expired) is returned
+/// at the reversal's time, as the reversal itself does for a voucher already marked expired,
+/// so the journal as of each day's end matches the rows.
 async fn expire(
     pool: &PgPool,
     date: Date,
@@ -231,10 +244,22 @@ async fn expire(
                update vouchers v set status = 'expired', closed_at = $3, closed_on = $2
                where v.id = any($4) and v.status in ('active', 'exhausted') and v.expires_at < $1
                returning v.id, v.firm_id, v.year, v.face_value - v.redeemed as unused),
+           late as (
+               select r.id, r.voucher_id, r.year, r.discount, r.reversed_at
+               from redemptions r join expired e on e.id = r.voucher_id
+               where r.status = 'reversed' and r.reversed_at >= $1),
+           held as (
+               select e.id, e.year,
+                      e.unused - coalesce((select sum(l.discount) from late l where l.voucher_id = e.id), 0) as amount
+               from expired e),
            journaled as (
                insert into journal (kind, debit, credit, amount, year, voucher_id, created_at)
-               select 'expire', 'budget:' || year, 'voucher:' || id, unused, year, id, $3
-               from expired where unused > 0),
+               select 'expire', 'budget:' || year, 'voucher:' || id, amount, year, id, $3
+               from held where amount > 0),
+           journaled_late as (
+               insert into journal (kind, debit, credit, amount, year, voucher_id, redemption_id, created_at)
+               select 'expire', 'budget:' || year, 'voucher:' || voucher_id, discount, year, voucher_id, id, reversed_at
+               from late),
            audited as (
                insert into audit_log (actor, action, subject, detail)
                select 'system', 'voucher.expire', 'voucher:' || id,
