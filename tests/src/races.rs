@@ -6,8 +6,6 @@
 //! `pg_stat_activity`) until that side is blocked on it inside its transaction, sends the other
 //! side, and only then lets go. Each test says which row and why.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -259,52 +257,64 @@ async fn a_cap_patch_against_400_first_claims_leaves_no_firm_year_above_the_cap_
     app.state.clock.set(datetime!(2026-03-01 10:00 +8));
     let firms = sessions(&app, &firms);
     let admin = app.staff("admin1", Role::Admin).await;
-    // The admin's console on a pool of its own: on the claims' pool the PATCH would queue for a
-    // connection behind every outstanding claim and never meet them in Postgres.
+    // The admin's console, and the test's own look into Postgres, on a pool of their own: on
+    // the claims' pool they would queue for a connection behind every outstanding claim.
+    let side = wide_pool(connect.clone()).await;
     let mut admin_state = app.state.clone();
-    admin_state.db = wide_pool(connect.clone()).await;
-    let admin_router = TestApp {
-        router: voucherd::app(admin_state.clone()),
-        state: admin_state,
-    };
-    let done = Arc::new(AtomicUsize::new(0));
+    admin_state.db = side.clone();
+    let admin_router = voucherd::app(admin_state);
+    // Overlap: the gate holds the program row, so the first claims in flight stop at their last
+    // statement (taking the quota slot), their new firm-year rows (with the cap copied) written
+    // but not committed. The PATCH is sent then, and is seen waiting for them (on the
+    // parameter lock) before the gate opens; the audit sequence shows claims on both sides.
+    let mut gate = side.begin().await.unwrap();
+    sqlx::query("select 1 from program_years where year = 2026 for update")
+        .execute(&mut *gate)
+        .await
+        .unwrap();
     let tasks: Vec<_> = firms
         .iter()
         .map(|(_, token)| {
-            let router = router.clone();
-            let done = done.clone();
             let r = request(
                 "POST",
                 "/api/portal/vouchers",
                 Some(token),
                 Some(json!({"platform_id": platform, "annual_fee": "100000.00"})), // 30,000.00
             );
-            tokio::spawn(async move {
-                let reply = send(&router, r).await;
-                done.fetch_add(1, Ordering::SeqCst);
-                reply
-            })
+            fire(&router, r)
         })
         .collect();
-    // Overlap: the PATCH is sent once 50 first claims have answered and while most are still
-    // outstanding; the audit sequence below shows claims committed on both sides of it.
-    while done.load(Ordering::SeqCst) < 50 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let outstanding = 400 - done.load(Ordering::SeqCst);
-    let patch = admin_router
-        .call(
+    until_blocked(&side, 30, "first claims at their quota slot").await;
+    let patch = fire(
+        &admin_router,
+        request(
             "PATCH",
             "/api/bureau/programs/2026",
             Some(&admin),
             Some(json!({"cap_per_firm": "40000.00"})),
-        )
-        .await;
-    assert_eq!(patch.status, StatusCode::OK, "{}", patch.text());
-    assert!(
-        outstanding > 0,
-        "claims were outstanding when the PATCH was sent"
+        ),
     );
+    let started = Instant::now();
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_stat_activity where datname = current_database()
+                            and wait_event = 'advisory' and query like 'select pg_advisory_xact_lock(%')",
+        )
+        .fetch_one(&side)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the PATCH never waited for the claims"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gate.rollback().await.unwrap();
+    let patch = patch.await.unwrap();
+    assert_eq!(patch.status, StatusCode::OK, "{}", patch.text());
     for reply in all(tasks).await {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
         assert_eq!(reply.json()["face_value"], "30000.00");
