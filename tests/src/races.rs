@@ -20,9 +20,20 @@ use voucher_core::auth::{self, Role};
 use voucher_core::platform::RateLimits;
 use voucher_settlement::job;
 
-use crate::support::{
-    assert_ledger_consistent, redemption, request, send, wide_pool, Reply, TestApp,
-};
+use crate::support::{assert_ledger_consistent, redemption, request, send, Reply, TestApp};
+
+/// How many connections each test's app gets: enough for a few dozen requests to be in
+/// Postgres at once, while two race tests at a time (and whatever else runs on this Postgres)
+/// stay within its connection limit.
+const POOL: u32 = 24;
+
+async fn pool_of(connect: &PgConnectOptions, size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .connect_with(connect.clone())
+        .await
+        .unwrap()
+}
 
 /// The app's router with rate limits out of the way (hundreds of platform calls at once).
 fn unlimited(app: &TestApp) -> Router {
@@ -168,7 +179,7 @@ async fn the_release_step_against_400_reclaims_leaves_every_holder_admitted(
     _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = wide_pool(connect).await;
+    let pool = pool_of(&connect, POOL).await;
     let app = TestApp::new(pool.clone()).await;
     let router = unlimited(&app);
     let platform = app.platform("云平台", 1).await;
@@ -249,7 +260,7 @@ async fn a_cap_patch_against_400_first_claims_leaves_no_firm_year_above_the_cap_
     _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = wide_pool(connect.clone()).await;
+    let pool = pool_of(&connect, POOL).await;
     let app = TestApp::new(pool.clone()).await;
     let router = unlimited(&app);
     let platform = app.platform("云平台", 1).await;
@@ -259,7 +270,7 @@ async fn a_cap_patch_against_400_first_claims_leaves_no_firm_year_above_the_cap_
     let admin = app.staff("admin1", Role::Admin).await;
     // The admin's console, and the test's own look into Postgres, on a pool of their own: on
     // the claims' pool they would queue for a connection behind every outstanding claim.
-    let side = wide_pool(connect.clone()).await;
+    let side = pool_of(&connect, 4).await;
     let mut admin_state = app.state.clone();
     admin_state.db = side.clone();
     let admin_router = voucherd::app(admin_state);
@@ -284,7 +295,7 @@ async fn a_cap_patch_against_400_first_claims_leaves_no_firm_year_above_the_cap_
             fire(&router, r)
         })
         .collect();
-    until_blocked(&side, 30, "first claims at their quota slot").await;
+    until_blocked(&side, 16, "first claims at their quota slot").await;
     let patch = fire(
         &admin_router,
         request(
@@ -363,7 +374,7 @@ async fn a_client_that_disconnects_mid_run_does_not_stop_the_next_run(
     _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = wide_pool(connect).await;
+    let pool = pool_of(&connect, POOL).await;
     let app = TestApp::new(pool.clone()).await;
     let platform = app.platform("云平台", 1).await;
     let firm = app.firms_in_bulk(1, 0).await;
@@ -446,7 +457,7 @@ async fn cancel_against_redeem_on_200_vouchers_exactly_one_wins_each(
     _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = wide_pool(connect).await;
+    let pool = pool_of(&connect, POOL).await;
     let app = TestApp::new(pool.clone()).await;
     let router = unlimited(&app);
     let (platform, key) = app.platform_with_key(1).await;
@@ -455,10 +466,10 @@ async fn cancel_against_redeem_on_200_vouchers_exactly_one_wins_each(
     let firms = sessions(&app, &firms);
     let vouchers = claim_all(&router, &firms, platform, "10000.00").await; // 3,000.00 each
     let (mut cancels, mut redeems) = (0, 0);
-    // Sixteen vouchers at a time (32 requests, within the pool): the gate holds their rows, so
+    // Ten vouchers at a time (20 requests, within the pool): the gate holds their rows, so
     // each cancel and each redeem is blocked on its voucher's row inside its transaction before
     // either may go on; which one the row goes to first is up to Postgres.
-    for (batch, chunk) in vouchers.chunks(16).enumerate() {
+    for (batch, chunk) in vouchers.chunks(10).enumerate() {
         let ids: Vec<Uuid> = chunk.iter().map(id).collect();
         let mut gate = pool.begin().await.unwrap();
         sqlx::query("select 1 from vouchers where id = any($1) for update")
@@ -468,7 +479,7 @@ async fn cancel_against_redeem_on_200_vouchers_exactly_one_wins_each(
             .unwrap();
         let mut pairs = Vec::new();
         for (i, v) in chunk.iter().enumerate() {
-            let n = batch * 16 + i;
+            let n = batch * 10 + i;
             // claim_all answers in the order of the firms.
             let firm_token = &firms[n].1;
             let cancel = fire(
@@ -535,7 +546,7 @@ async fn reversals_against_the_approval_of_a_200_line_statement_leave_it_whole(
     _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = wide_pool(connect).await;
+    let pool = pool_of(&connect, POOL).await;
     let app = TestApp::new(pool.clone()).await;
     let router = unlimited(&app);
     let (platform, key) = app.platform_with_key(1).await;
@@ -653,7 +664,7 @@ async fn dec_31_s_run_against_december_reversals_keeps_the_ledger_consistent(
     _harness: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let pool = wide_pool(connect).await;
+    let pool = pool_of(&connect, POOL).await;
     let app = TestApp::new(pool.clone()).await;
     let router = unlimited(&app);
     let (platform, key) = app.platform_with_key(1).await;
