@@ -26,22 +26,39 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> anyhow:
     Ok(pool)
 }
 
-/// Refuses to serve on a schema that is behind the binary (or ahead of it): the answer is
-/// `voucherd migrate`, not a confusing SQL error on the first request.
+/// Refuses to serve on a schema that is behind the binary (or ahead of it), or whose applied
+/// migrations differ from the binary's (an edited migration, so functions such as
+/// `redeem_voucher` may not be what this binary expects): the answer is `voucherd migrate` or a
+/// repair, not a confusing SQL error, or silently wrong money, on the first request. Each
+/// refusal is one line naming what differs.
 pub async fn check_schema(pool: &PgPool) -> anyhow::Result<()> {
-    let applied: Vec<i64> = sqlx::query_scalar(
-        r#"select version from _sqlx_migrations where success order by version"#,
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        r#"select version, checksum from _sqlx_migrations where success order by version"#,
     )
     .fetch_all(pool)
     .await
     .unwrap_or_default();
-    let expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
-    if applied != expected {
+    schema_matches(&applied, &MIGRATOR)
+}
+
+/// The decision of [`check_schema`] on the applied `(version, checksum)` pairs.
+pub fn schema_matches(applied: &[(i64, Vec<u8>)], migrator: &Migrator) -> anyhow::Result<()> {
+    let expected: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    let versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
+    if versions != expected {
         anyhow::bail!(
             "the database schema does not match this binary ({} of {} migrations applied): run `voucherd migrate`",
-            applied.iter().filter(|v| expected.contains(v)).count(),
+            versions.iter().filter(|v| expected.contains(v)).count(),
             expected.len()
         );
+    }
+    for ((version, checksum), migration) in applied.iter().zip(migrator.iter()) {
+        if checksum.as_slice() != migration.checksum.as_ref() {
+            anyhow::bail!(
+                "migration {version:04} ({}) applied to this database differs from this binary's (checksum mismatch): refusing to serve; a landed migration was edited",
+                migration.description
+            );
+        }
     }
     Ok(())
 }

@@ -97,10 +97,12 @@ impl Money {
     }
 
     /// `floor_fen(self × rate)`: the voucher's face value and each discount (SPEC §2, "Claim" and
-    /// "Redemption"). The rate must be in `0..=1`, so the result never exceeds `self`.
-    pub fn times_rate_floor_fen(self, rate: Rate) -> Money {
-        let product = self.0.checked_mul(rate.0).unwrap_or(self.0);
-        Money(floor_fen(product))
+    /// "Redemption"). The rate is in `0..=1`, so the result never exceeds `self`; should the
+    /// product not be representable it is an error, never a fallback to another amount. SQL's
+    /// `floor_fen` (migration 0006) is tested against this on the same inputs.
+    pub fn times_rate_floor_fen(self, rate: Rate) -> Result<Money, MoneyError> {
+        let product = self.0.checked_mul(rate.0).ok_or(MoneyError::Overflow)?;
+        Money::from_decimal(floor_fen(product))
     }
 }
 
@@ -288,7 +290,7 @@ mod tests {
         ];
         for (amount, want) in cases {
             assert_eq!(
-                m(amount).times_rate_floor_fen(rate).to_string(),
+                m(amount).times_rate_floor_fen(rate).unwrap().to_string(),
                 want,
                 "amount {amount}"
             );

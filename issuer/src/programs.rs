@@ -84,6 +84,38 @@ pub async fn ensure(state: &AppState, year: i32) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Advisory-lock class of a program year's parameters (the key is `(class, year)`).
+const PARAMETERS_LOCK_CLASS: i32 = 0x5E77_0001;
+
+/// Takes the year's parameter lock shared, until the transaction ends: claims hold it while
+/// they read the cap and write their firm-year's copy of it, so a `PATCH` of the cap (which
+/// takes it exclusively) sees every firm-year row a claim creates, and no claim decides on a
+/// cap the `PATCH` is replacing. Claims do not block each other on it, and it is held in
+/// memory only (no row is written, unlike `for share`).
+pub async fn lock_parameters_shared(conn: &mut PgConnection, year: i32) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"select pg_advisory_xact_lock_shared($1, $2)"#,
+        PARAMETERS_LOCK_CLASS,
+        year
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the year's parameter lock exclusively, until the transaction ends: waits for the
+/// claims in flight to commit, and holds new ones back until the change has committed.
+async fn lock_parameters_exclusive(conn: &mut PgConnection, year: i32) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"select pg_advisory_xact_lock($1, $2)"#,
+        PARAMETERS_LOCK_CLASS,
+        year
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Reads a year's program in the caller's transaction.
 pub async fn load(conn: &mut PgConnection, year: i32) -> Result<Option<Program>, ApiError> {
     let row = sqlx::query!(
@@ -224,11 +256,21 @@ pub async fn patch_program(
         ensure(&state, year).await?;
     }
     let mut tx = state.db.begin().await?;
+    // First the parameter lock (claims in flight finish, new ones wait), so every firm-year row
+    // that exists or is being created is seen by the update below.
+    lock_parameters_exclusive(&mut tx, year).await?;
     let before = load(&mut tx, year)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no program year {year}")))?;
-    // Lock order as in claims: the firms' rows first, the program row last.
+    // Lock order as in claims and the nightly release: the firms' rows first, in firm order,
+    // the program row last.
     if let Some(cap) = patch.cap_per_firm {
+        sqlx::query!(
+            r#"select firm_id from firm_years where year = $1 order by firm_id for update"#,
+            year
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let lowered = sqlx::query!(
             r#"update firm_years set cap = $2 where year = $1"#,
             year,

@@ -15,6 +15,7 @@ use voucher_core::audit::{self, Actor};
 use voucher_core::auth::FirmSession;
 use voucher_core::error::is_constraint;
 use voucher_core::ledger::{self, Account, Kind, Posting};
+use voucher_core::state::SHANGHAI;
 use voucher_core::token::{self, VoucherClaims};
 use voucher_core::vouchers::effective_status;
 use voucher_core::{code, ApiError, AppState, ErrorCode, Json, Money};
@@ -134,6 +135,11 @@ struct Decision {
 }
 
 /// Everything a claim decides, under the firm-year row lock when `lock` is set.
+///
+/// Locked (a claim), the program is read only once the firm-year row is held, so the quota
+/// count is the one in force when the decision is made (a slot a concurrent cancel freed is
+/// seen), and the cap is the program's, which a `PATCH` cannot change while the claim holds the
+/// program's parameter lock (shared; see [`programs::lock_parameters_shared`]).
 async fn decide(
     conn: &mut PgConnection,
     firm_id: Uuid,
@@ -160,50 +166,51 @@ async fn decide(
     if !platform_ok {
         return Err(ClaimError::UnknownPlatform);
     }
-    let program = programs::load(conn, year)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no program year {year}")))?;
     let firm_year = if lock {
+        // The copy of the cap comes from the program row inside this statement; the caller
+        // holds the parameter lock, so it is the cap in force until this transaction ends.
         sqlx::query!(
-            r#"insert into firm_years (firm_id, year, cap) values ($1, $2, $3)
+            r#"insert into firm_years (firm_id, year, cap)
+               select $1, $2, p.cap_per_firm from program_years p where p.year = $2
                on conflict (firm_id, year) do nothing"#,
             firm_id,
-            year,
-            program.cap_per_firm.as_decimal()
+            year
         )
         .execute(&mut *conn)
         .await?;
         sqlx::query!(
-            r#"select admitted, granted, cap from firm_years
+            r#"select admitted, granted from firm_years
                where firm_id = $1 and year = $2 for update"#,
             firm_id,
             year
         )
         .fetch_optional(&mut *conn)
         .await?
-        .map(|r| (r.admitted, r.granted, r.cap))
+        .map(|r| (r.admitted, r.granted))
     } else {
         sqlx::query!(
-            r#"select admitted, granted, cap from firm_years where firm_id = $1 and year = $2"#,
+            r#"select admitted, granted from firm_years where firm_id = $1 and year = $2"#,
             firm_id,
             year
         )
         .fetch_optional(&mut *conn)
         .await?
-        .map(|r| (r.admitted, r.granted, r.cap))
+        .map(|r| (r.admitted, r.granted))
     };
-    let (admitted, granted, cap) = match firm_year {
-        Some((a, g, c)) => (
+    // Read after the firm-year lock (when locked): a fresh count and the cap in force.
+    let program = programs::load(conn, year)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no program year {year}")))?;
+    let (admitted, granted) = match firm_year {
+        Some((a, g)) => (
             a,
             Money::from_decimal(g)
                 .map_err(anyhow::Error::from)
                 .map_err(ApiError::from)?,
-            Money::from_decimal(c)
-                .map_err(anyhow::Error::from)
-                .map_err(ApiError::from)?,
         ),
-        None => (false, Money::ZERO, program.cap_per_firm),
+        None => (false, Money::ZERO),
     };
+    let cap = program.cap_per_firm;
     let cap_remaining = cap.saturating_sub(granted);
     if cap_remaining.is_zero() {
         return Err(ClaimError::CapReached(cap));
@@ -214,6 +221,8 @@ async fn decide(
     let face_value = request
         .annual_fee
         .times_rate_floor_fen(program.rate)
+        .map_err(anyhow::Error::from)
+        .map_err(ApiError::from)?
         .min(cap_remaining);
     if face_value.is_zero() {
         return Err(ClaimError::FeeTooSmall);
@@ -260,9 +269,12 @@ pub async fn claim(
     session: FirmSession,
     Json(request): Json<ClaimRequest>,
 ) -> Result<(StatusCode, Json<Voucher>), ApiError> {
-    let year = state.clock.program_year();
+    // One clock reading for the whole claim: the year and every stored time come from it, so a
+    // claim straddling midnight on Dec 31 is wholly in one year.
+    let now = state.clock.now();
+    let year = now.to_offset(SHANGHAI).year();
     programs::ensure(&state, year).await?;
-    let id = claim_in_tx(&state, session.firm_id, &request, year).await?;
+    let id = claim_in_tx(&state, session.firm_id, &request, year, now).await?;
     let voucher = fetch(&state, session.firm_id, id).await?;
     Ok((StatusCode::CREATED, Json(voucher)))
 }
@@ -272,10 +284,11 @@ async fn claim_in_tx(
     firm_id: Uuid,
     request: &ClaimRequest,
     year: i32,
+    now: OffsetDateTime,
 ) -> Result<Uuid, ClaimError> {
     let mut tx = state.db.begin().await?;
+    programs::lock_parameters_shared(&mut tx, year).await?;
     let d = decide(&mut tx, firm_id, request, year, true).await?;
-    let now = state.clock.now();
     let issued_at = now.replace_nanosecond(0).unwrap_or(now);
     let expires_at = d.program.redeem_deadline;
     // Unused by then, it lapses; never later than the redeem deadline.
@@ -350,7 +363,7 @@ async fn claim_in_tx(
             voucher_id: Some(id),
             redemption_id: None,
             statement_id: None,
-            at: now,
+            at: issued_at,
         },
     )
     .await?;

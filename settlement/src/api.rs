@@ -38,7 +38,8 @@ fn business_date(state: &AppState, text: &str) -> Result<time::Date, ApiError> {
 /// gives the same report and changes nothing more.
 #[utoipa::path(post, path = "/api/bureau/settlement-runs", tag = "bureau", request_body = RunRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = Report), (status = 403, body = voucher_core::error::Problem)))]
+    responses((status = 200, body = Report), (status = 403, body = voucher_core::error::Problem),
+        (status = 409, body = voucher_core::error::Problem, description = "`invalid_transition`: a run is in progress")))]
 pub async fn run(
     State(state): State<AppState>,
     session: BureauSession,
@@ -46,10 +47,24 @@ pub async fn run(
 ) -> Result<Json<Report>, ApiError> {
     session.require(&[Role::Reviewer, Role::Admin])?;
     let date = business_date(&state, &request.business_date)?;
-    let report = job::run_steps(&state.db, date, None, &|_, _| {})
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a full run returned no report")))?;
-    Ok(Json(report))
+    // The run is a task of its own, which the request only waits for: a client that goes away
+    // (a proxy timeout shorter than a run) does not cancel it half-way.
+    let db = state.db.clone();
+    let run = tokio::spawn(async move { job::run_steps(&db, date, None, &|_, _| {}).await });
+    let outcome = run
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("the settlement task failed: {e}")))?;
+    match outcome {
+        Ok(Some(report)) => Ok(Json(report)),
+        Ok(None) => Err(ApiError::internal(anyhow::anyhow!(
+            "a full run returned no report"
+        ))),
+        Err(e) if e.is::<job::InProgress>() => Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            "a settlement run is in progress; ask again when it has finished",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The report of a date's latest run.
@@ -182,7 +197,7 @@ pub async fn approve(
     Path(id): Path<Uuid>,
 ) -> Result<Json<Statement>, ApiError> {
     session.require(&[Role::Finance])?;
-    statements::approve(&state.db, id, &session.actor()).await?;
+    statements::approve(&state.db, id, &session.actor(), state.clock.now()).await?;
     Ok(Json(one(&state, id).await?))
 }
 

@@ -8,7 +8,7 @@
 //! date reports the same, whatever happened since.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use time::{Date, OffsetDateTime};
 use voucher_core::state::SHANGHAI;
 use voucher_core::Money;
@@ -61,26 +61,58 @@ pub fn parse_business_date(text: &str) -> Result<Date, time::error::Parse> {
     )
 }
 
+/// Another run holds the settlement lock: this one did nothing. The API answers it with 409
+/// `invalid_transition` at once; the nightly job on another replica skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InProgress;
+
+impl std::fmt::Display for InProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a settlement run is already in progress")
+    }
+}
+
+impl std::error::Error for InProgress {}
+
 /// Runs the whole job for `date`; `stop_after` ends it after that many steps (to show that an
 /// interrupted run completes when run again). `progress` is told each step as it starts.
+///
+/// One run at a time across every replica: the run takes a session advisory lock on a
+/// connection of its own, detached from the pool, and closes that connection when it ends; were
+/// the run dropped half-way, dropping the connection ends its session all the same, so the
+/// lock can never outlive the run (a pooled connection would go back to the pool still holding
+/// it). A run that finds the lock taken returns [`InProgress`] at once rather than queueing.
 pub async fn run_steps(
     pool: &PgPool,
     date: Date,
     stop_after: Option<usize>,
     progress: &(dyn Fn(usize, &str) + Sync),
 ) -> anyhow::Result<Option<Report>> {
-    let mut lock_conn = pool.acquire().await?;
-    sqlx::query!(r#"select pg_advisory_lock($1)"#, SETTLEMENT_LOCK)
-        .execute(&mut *lock_conn)
-        .await?;
+    let mut lock_conn = pool.acquire().await?.detach();
+    let locked = sqlx::query_scalar!(
+        r#"select pg_try_advisory_lock($1) as "locked!""#,
+        SETTLEMENT_LOCK
+    )
+    .fetch_one(&mut lock_conn)
+    .await?;
+    if !locked {
+        let _ = lock_conn.close().await;
+        return Err(InProgress.into());
+    }
     let result = steps(pool, date, stop_after, progress).await;
-    sqlx::query_scalar!(
+    // Unlocked explicitly, so a run right after this one finds the lock free (the server ends a
+    // closed session a moment after the client lets go); closing ends the session all the same.
+    let unlocked = sqlx::query_scalar!(
         r#"select pg_advisory_unlock($1) as "unlocked!""#,
         SETTLEMENT_LOCK
     )
-    .fetch_one(&mut *lock_conn)
-    .await?;
-    result
+    .fetch_one(&mut lock_conn)
+    .await;
+    let closed = lock_conn.close().await;
+    let report = result?;
+    unlocked?;
+    closed?;
+    Ok(report)
 }
 
 async fn steps(
@@ -137,10 +169,24 @@ async fn lapse(
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let ids = sqlx::query_scalar!(
+        r#"select id from vouchers
+           where status = 'active' and redemption_count = 0 and lapses_at < $1
+           order by id for update"#,
+        cutoff
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    // Decided in a new statement, as in `release`: its snapshot is taken with every candidate
+    // voucher locked, so each voucher and its firm-year are read as of one moment.
     sqlx::query!(
         r#"with lapsed as (
                update vouchers v set status = 'lapsed', closed_at = $3, closed_on = $2
-               where v.status = 'active' and v.redemption_count = 0 and v.lapses_at < $1
+               where v.id = any($4) and v.status = 'active' and v.redemption_count = 0 and v.lapses_at < $1
                returning v.id, v.firm_id, v.year, v.face_value),
            journaled as (
                insert into journal (kind, debit, credit, amount, year, voucher_id, created_at)
@@ -155,7 +201,8 @@ async fn lapse(
            where f.firm_id = s.firm_id and f.year = s.year"#,
         cutoff,
         date,
-        at
+        at,
+        &ids
     )
     .execute(&mut *tx)
     .await?;
@@ -163,6 +210,16 @@ async fn lapse(
     Ok(())
 }
 
+/// Expires the vouchers past their redeem deadline and returns what they hold to the budget.
+/// Like `lapse` and `release`: the candidates' rows are locked first (voucher order), then a
+/// new statement decides, so a reversal that committed while the step waited is seen both in
+/// the voucher's balance and in its firm-year's totals (one statement once read the voucher
+/// after the reversal and the firm-year before it, and broke the firm-year's CHECK).
+///
+/// What the voucher held at the end of the business day is returned then; a discount a
+/// reversal gave back after that day (before this run marked the voucher expired) is returned
+/// at the reversal's time, as the reversal itself does for a voucher already marked expired,
+/// so the journal as of each day's end matches the rows.
 async fn expire(
     pool: &PgPool,
     date: Date,
@@ -170,15 +227,39 @@ async fn expire(
     at: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let ids = sqlx::query_scalar!(
+        r#"select id from vouchers
+           where status in ('active', 'exhausted') and expires_at < $1
+           order by id for update"#,
+        cutoff
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
     sqlx::query!(
         r#"with expired as (
                update vouchers v set status = 'expired', closed_at = $3, closed_on = $2
-               where v.status in ('active', 'exhausted') and v.expires_at < $1
+               where v.id = any($4) and v.status in ('active', 'exhausted') and v.expires_at < $1
                returning v.id, v.firm_id, v.year, v.face_value - v.redeemed as unused),
+           late as (
+               select r.id, r.voucher_id, r.year, r.discount, r.reversed_at
+               from redemptions r join expired e on e.id = r.voucher_id
+               where r.status = 'reversed' and r.reversed_at >= $1),
+           held as (
+               select e.id, e.year,
+                      e.unused - coalesce((select sum(l.discount) from late l where l.voucher_id = e.id), 0) as amount
+               from expired e),
            journaled as (
                insert into journal (kind, debit, credit, amount, year, voucher_id, created_at)
-               select 'expire', 'budget:' || year, 'voucher:' || id, unused, year, id, $3
-               from expired where unused > 0),
+               select 'expire', 'budget:' || year, 'voucher:' || id, amount, year, id, $3
+               from held where amount > 0),
+           journaled_late as (
+               insert into journal (kind, debit, credit, amount, year, voucher_id, redemption_id, created_at)
+               select 'expire', 'budget:' || year, 'voucher:' || voucher_id, discount, year, voucher_id, id, reversed_at
+               from late),
            audited as (
                insert into audit_log (actor, action, subject, detail)
                select 'system', 'voucher.expire', 'voucher:' || id,
@@ -189,7 +270,8 @@ async fn expire(
            where f.firm_id = s.firm_id and f.year = s.year"#,
         cutoff,
         date,
-        at
+        at,
+        &ids
     )
     .execute(&mut *tx)
     .await?;
@@ -197,20 +279,43 @@ async fn expire(
     Ok(())
 }
 
+/// Releases the quota slot of every admitted firm that holds no live voucher and never
+/// redeemed this year. Two statements: the first locks the candidates' firm-year rows (in firm
+/// order, as the cap `PATCH` takes them; claims and cancels take one firm's row before the
+/// program row, as here); the second decides per firm with a fresh look at its vouchers. Under
+/// READ COMMITTED a single statement would re-check only the locked row after waiting for a
+/// claim, while its `not exists` kept the statement's first snapshot: a firm that claimed again
+/// meanwhile would keep its new voucher and lose its slot.
 async fn release(pool: &PgPool, date: Date) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    let candidates = sqlx::query!(
+        r#"select f.firm_id, f.year from firm_years f
+           where f.admitted
+             and not exists (select 1 from vouchers v
+                             where v.firm_id = f.firm_id and v.year = f.year
+                               and (v.status in ('active', 'exhausted') or v.redemption_count > 0))
+           order by f.firm_id, f.year
+           for update of f"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if candidates.is_empty() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let firms: Vec<uuid::Uuid> = candidates.iter().map(|c| c.firm_id).collect();
+    let years: Vec<i32> = candidates.iter().map(|c| c.year).collect();
+    // A new statement, so a new snapshot taken while this transaction holds every candidate's
+    // lock: it sees each claim that committed before, and any later claim waits for this commit
+    // and then finds its firm no longer admitted (and takes a slot again).
     sqlx::query!(
-        r#"with candidates as (
-               select f.firm_id, f.year from firm_years f
-               where f.admitted
+        r#"with released as (
+               update firm_years f set admitted = false
+               from unnest($2::uuid[], $3::int[]) as c(firm_id, year)
+               where f.firm_id = c.firm_id and f.year = c.year and f.admitted
                  and not exists (select 1 from vouchers v
                                  where v.firm_id = f.firm_id and v.year = f.year
                                    and (v.status in ('active', 'exhausted') or v.redemption_count > 0))
-               order by f.firm_id, f.year
-               for update of f),
-           released as (
-               update firm_years f set admitted = false from candidates c
-               where f.firm_id = c.firm_id and f.year = c.year
                returning f.firm_id, f.year),
            marked as (
                insert into quota_releases (firm_id, year, business_date)
@@ -223,7 +328,9 @@ async fn release(pool: &PgPool, date: Date) -> anyhow::Result<()> {
            update program_years p set firms_admitted = p.firms_admitted - s.n
            from (select year, count(*)::int as n from released group by year) s
            where p.year = s.year"#,
-        date
+        date,
+        &firms,
+        &years
     )
     .execute(&mut *tx)
     .await?;

@@ -95,8 +95,8 @@ pub async fn run_with_progress(pool: &PgPool, date: Date) -> anyhow::Result<Repo
 }
 
 /// Schedules the nightly job at 02:00 Asia/Shanghai for the business day just ended. Every
-/// replica may schedule it: the advisory lock runs one at a time, and a second run of the same
-/// date changes nothing.
+/// replica may schedule it: the advisory lock lets one run, the others find it taken and skip,
+/// and a second run of the same date changes nothing.
 pub async fn spawn_nightly(pool: PgPool) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
     use tokio_cron_scheduler::{Job, JobScheduler};
     let scheduler = JobScheduler::new().await?;
@@ -115,6 +115,9 @@ pub async fn spawn_nightly(pool: PgPool) -> anyhow::Result<tokio_cron_scheduler:
                     tracing::info!(settlement.business_date = %date, invariants.broken = broken, "nightly settlement done");
                 }
                 Ok(None) => {}
+                Err(e) if e.is::<job::InProgress>() => {
+                    tracing::info!(settlement.business_date = %date, "another replica is running settlement; this one skips");
+                }
                 Err(e) => {
                     tracing::error!(settlement.business_date = %date, error = %e, "nightly settlement failed; run `voucherd settle --date` after fixing")
                 }

@@ -37,7 +37,28 @@ fn finding(name: &str, checked: i64, what: &str, offenders: Vec<String>) -> Inva
     }
 }
 
+/// The names of the invariants [`check`] reports, in its order.
+pub const NAMES: [&str; 9] = [
+    "admitted_firms_are_holders",
+    "admitted_firms_within_quota",
+    "firm_granted_within_cap",
+    "voucher_redeemed_matches_redemptions",
+    "voucher_balance_matches_journal",
+    "voucher_redeemed_within_face_value",
+    "discount_within_rate",
+    "redemptions_journaled",
+    "program_totals_match_journal",
+];
+
 /// Every invariant for the business day [`start`, `cutoff`).
+///
+/// Each is checked from first principles (the redemptions, the vouchers' lives, the journal, the
+/// program's parameters in force), never by comparing two counters that every writer moves
+/// together, nor against a constraint the tables already enforce. Each query is one statement,
+/// so it sees one consistent snapshot while claims and redemptions go on. What can be dated
+/// (holdings, grants, balances) is taken as of the end of the business day; the counters that
+/// only exist as current values (`admitted`, `firms_admitted`, `vouchers.redeemed`, the firm-year
+/// totals) are compared with what the rows say now.
 pub async fn check(
     pool: &PgPool,
     _date: Date,
@@ -45,30 +66,135 @@ pub async fn check(
     cutoff: OffsetDateTime,
 ) -> anyhow::Result<Vec<Invariant>> {
     let mut out = Vec::new();
+    quota(pool, cutoff, &mut out).await?;
+    caps(pool, cutoff, &mut out).await?;
+    vouchers(pool, start, cutoff, &mut out).await?;
+    redemptions(pool, start, cutoff, &mut out).await?;
+    totals(pool, start, cutoff, &mut out).await?;
+    Ok(out)
+}
 
-    // Every journal entry is a balanced transfer of a positive amount between two accounts.
-    let journal = sqlx::query!(
-        r#"select count(*) as "checked!",
-                  coalesce(array_agg(id::text) filter (where amount <= 0 or debit = credit), '{}') as "bad!"
-           from journal where created_at >= $1 and created_at < $2"#,
-        start,
+/// A firm takes a quota slot while it holds a live voucher or has redeemed that year (SPEC §2,
+/// "Claim", "Cancellation and lapse"): the admitted flags must be exactly those firms, the
+/// counter their number, and the firms holding a slot at the end of the day within the quota.
+async fn quota(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
+    let years = sqlx::query!(
+        r#"with holders as (
+               select distinct v.firm_id, v.year from vouchers v
+               where v.status in ('active', 'exhausted')
+                  or exists (select 1 from redemptions r where r.voucher_id = v.id)),
+           held_at_cutoff as (
+               select distinct v.firm_id, v.year from vouchers v
+               where v.issued_at < $1
+                 and (v.closed_at is null or v.closed_at >= $1
+                      or exists (select 1 from redemptions r where r.voucher_id = v.id and r.created_at < $1))),
+           flagged as (select firm_id, year from firm_years where admitted),
+           mismatched as (
+               select coalesce(h.year, f.year) as year,
+                      'firm ' || coalesce(h.firm_id, f.firm_id)::text
+                        || case when f.firm_id is null then ' holds a live voucher or a redemption but is not admitted'
+                                else ' is admitted but holds no live voucher and never redeemed' end as what
+               from holders h full join flagged f on f.firm_id = h.firm_id and f.year = h.year
+               where h.firm_id is null or f.firm_id is null)
+           select p.year, p.firm_quota, p.firms_admitted,
+                  (select count(*) from flagged f where f.year = p.year) as "flagged!",
+                  (select count(*) from holders h where h.year = p.year) as "holders!",
+                  (select count(*) from held_at_cutoff h where h.year = p.year) as "held_at_cutoff!",
+                  coalesce((select array_agg(m.what order by m.what) from mismatched m where m.year = p.year),
+                           '{}') as "mismatched!"
+           from program_years p order by p.year"#,
         cutoff
     )
-    .fetch_one(pool)
+    .fetch_all(pool)
+    .await?;
+    let mut holders = Vec::new();
+    let mut within = Vec::new();
+    for y in &years {
+        holders.extend(y.mismatched.iter().map(|m| format!("{}: {m}", y.year)));
+        if i64::from(y.firms_admitted) != y.flagged {
+            holders.push(format!(
+                "{}: the counter says {} firms admitted, {} firm-years are flagged admitted",
+                y.year, y.firms_admitted, y.flagged
+            ));
+        }
+        let quota = i64::from(y.firm_quota);
+        if y.held_at_cutoff > quota || y.holders > quota || y.flagged > quota {
+            within.push(format!(
+                "{}: {} firms held a slot at the end of the day, {} hold one now, {} are flagged admitted; quota {}",
+                y.year, y.held_at_cutoff, y.holders, y.flagged, y.firm_quota
+            ));
+        }
+    }
+    out.push(finding(
+        "admitted_firms_are_holders",
+        years.len() as i64,
+        "program years",
+        holders,
+    ));
+    out.push(finding(
+        "admitted_firms_within_quota",
+        years.len() as i64,
+        "program years",
+        within,
+    ));
+    Ok(())
+}
+
+/// What each firm was granted at the end of the day, from its vouchers' lives, within the
+/// program's cap in force (not the firm-year's copy of it, which could go stale).
+async fn caps(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
+    let firms = sqlx::query!(
+        r#"with granted as (
+               select v.firm_id, v.year,
+                      sum(case when v.issued_at >= $1 then 0
+                               when v.closed_at is not null and v.closed_at < $1 and v.status = 'expired'
+                                    then (select coalesce(sum(r.discount), 0) from redemptions r
+                                          where r.voucher_id = v.id and r.status = 'active')
+                               when v.closed_at is not null and v.closed_at < $1 then 0
+                               else v.face_value end) as granted
+               from vouchers v group by v.firm_id, v.year)
+           select g.firm_id, g.year, g.granted as "granted!", p.cap_per_firm
+           from granted g join program_years p on p.year = g.year
+           order by g.year, g.firm_id"#,
+        cutoff
+    )
+    .fetch_all(pool)
     .await?;
     out.push(finding(
-        "journal_balanced",
-        journal.checked,
-        "journal entries of the day",
-        journal
-            .bad
-            .into_iter()
-            .map(|id| format!("entry {id}"))
+        "firm_granted_within_cap",
+        firms.len() as i64,
+        "firm-years",
+        firms
+            .iter()
+            .filter(|f| f.granted > f.cap_per_firm)
+            .map(|f| {
+                format!(
+                    "firm {} in {}: granted {:.2} over the program's cap {:.2}",
+                    f.firm_id, f.year, f.granted, f.cap_per_firm
+                )
+            })
             .collect(),
     ));
+    Ok(())
+}
 
-    // Per voucher touched that day: the journal balance equals what the rows say, and what was
-    // redeemed does not exceed the face value.
+/// Per voucher touched that day: its `redeemed` counter equals its active redemptions now; its
+/// journal account at the end of the day equals what its redemptions then left on it (nothing
+/// once closed); and what was redeemed never exceeded its face value.
+async fn vouchers(
+    pool: &PgPool,
+    start: OffsetDateTime,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
     let vouchers = sqlx::query!(
         r#"with touched as (
                select voucher_id as id from journal
@@ -77,13 +203,14 @@ pub async fn check(
                select voucher_id from redemptions
                where (created_at >= $1 and created_at < $2) or (reversed_at >= $1 and reversed_at < $2)),
            rows as (
-               select v.id, v.face_value,
+               select v.id, v.face_value, v.redeemed as counter,
+                      coalesce((select sum(r.discount) from redemptions r
+                                where r.voucher_id = v.id and r.status = 'active'), 0) as redeemed_now,
                       coalesce((select sum(r.discount) from redemptions r
                                 where r.voucher_id = v.id and r.created_at < $2
                                   and not (r.status = 'reversed' and r.reversed_at < $2)), 0) as redeemed,
                       v.issued_at < $2 as issued,
-                      v.closed_at is not null and v.closed_at < $2 as closed,
-                      v.status
+                      v.closed_at is not null and v.closed_at < $2 as closed
                from vouchers v join touched t on t.id = v.id),
            journal as (
                select j.voucher_id as id,
@@ -92,15 +219,32 @@ pub async fn check(
                from journal j join touched t on t.id = j.voucher_id
                where j.created_at < $2
                group by j.voucher_id)
-           select r.id, r.face_value, r.redeemed, coalesce(j.balance, 0) as "balance!",
+           select r.id, r.face_value, r.counter, r.redeemed_now as "redeemed_now!", r.redeemed as "redeemed!",
+                  coalesce(j.balance, 0) as "balance!",
                   case when not r.issued or r.closed then 0 else r.face_value - r.redeemed end as "expected!"
-           from rows r left join journal j on j.id = r.id"#,
+           from rows r left join journal j on j.id = r.id
+           order by r.id"#,
         start,
         cutoff
     )
     .fetch_all(pool)
     .await?;
     let checked = vouchers.len() as i64;
+    out.push(finding(
+        "voucher_redeemed_matches_redemptions",
+        checked,
+        "vouchers touched",
+        vouchers
+            .iter()
+            .filter(|v| v.counter != v.redeemed_now)
+            .map(|v| {
+                format!(
+                    "voucher {}: counter {:.2}, active redemptions {:.2}",
+                    v.id, v.counter, v.redeemed_now
+                )
+            })
+            .collect(),
+    ));
     out.push(finding(
         "voucher_balance_matches_journal",
         checked,
@@ -122,62 +266,32 @@ pub async fn check(
         "vouchers touched",
         vouchers
             .iter()
-            .filter_map(|v| {
-                let redeemed = v.redeemed?;
-                (redeemed > v.face_value).then(|| {
-                    format!(
-                        "voucher {}: redeemed {redeemed:.2} of face value {:.2}",
-                        v.id, v.face_value
-                    )
-                })
-            })
-            .collect(),
-    ));
-
-    // Per firm and year touched that day: what was granted stays within the cap.
-    let firms = sqlx::query!(
-        r#"with touched as (
-               select distinct v.firm_id, v.year from vouchers v
-               where v.id in (select voucher_id from journal
-                              where created_at >= $1 and created_at < $2 and voucher_id is not null)),
-           granted as (
-               select v.firm_id, v.year,
-                      sum(case when v.issued_at >= $2 then 0
-                               when v.closed_at is not null and v.closed_at < $2 and v.status = 'expired'
-                                    then (select coalesce(sum(r.discount), 0) from redemptions r
-                                          where r.voucher_id = v.id and r.status = 'active')
-                               when v.closed_at is not null and v.closed_at < $2 then 0
-                               else v.face_value end) as granted
-               from vouchers v join touched t on t.firm_id = v.firm_id and t.year = v.year
-               group by v.firm_id, v.year)
-           select g.firm_id, g.year, g.granted as "granted!", f.cap
-           from granted g join firm_years f on f.firm_id = g.firm_id and f.year = g.year"#,
-        start,
-        cutoff
-    )
-    .fetch_all(pool)
-    .await?;
-    out.push(finding(
-        "firm_granted_within_cap",
-        firms.len() as i64,
-        "firm-years touched",
-        firms
-            .iter()
-            .filter(|f| f.granted > f.cap)
-            .map(|f| {
+            .filter(|v| v.redeemed > v.face_value || v.redeemed_now > v.face_value)
+            .map(|v| {
                 format!(
-                    "firm {} in {}: granted {:.2} over cap {:.2}",
-                    f.firm_id, f.year, f.granted, f.cap
+                    "voucher {}: redeemed {:.2} of face value {:.2}",
+                    v.id,
+                    v.redeemed.max(v.redeemed_now),
+                    v.face_value
                 )
             })
             .collect(),
     ));
+    Ok(())
+}
 
-    // Every discount of the day is at most floor_fen(bill × rate).
+/// Each redemption of the day: its discount at most floor_fen(bill × rate) (SQL's one
+/// `floor_fen`), and a single journal entry for it (and for each reversal of the day).
+async fn redemptions(
+    pool: &PgPool,
+    start: OffsetDateTime,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
     let discounts = sqlx::query!(
         r#"select count(*) as "checked!",
                   coalesce(array_agg(r.id::text || ': ' || r.discount::text || ' on a bill of ' || r.bill_amount::text)
-                           filter (where r.discount > trunc(r.bill_amount * p.rate, 2)), '{}') as "bad!"
+                           filter (where r.discount > floor_fen(r.bill_amount * p.rate)), '{}') as "bad!"
            from redemptions r join program_years p on p.year = r.year
            where r.created_at >= $1 and r.created_at < $2"#,
         start,
@@ -196,56 +310,6 @@ pub async fn check(
             .collect(),
     ));
 
-    // Distinct admitted firms within each year's quota, and the counter agreeing with them.
-    let quota = sqlx::query!(
-        r#"select p.year, p.firm_quota, p.firms_admitted,
-                  (select count(*) from firm_years f where f.year = p.year and f.admitted) as "admitted!"
-           from program_years p order by p.year"#
-    )
-    .fetch_all(pool)
-    .await?;
-    out.push(finding(
-        "admitted_firms_within_quota",
-        quota.len() as i64,
-        "program years",
-        quota
-            .iter()
-            .filter(|q| {
-                q.admitted > i64::from(q.firm_quota) || q.admitted != i64::from(q.firms_admitted)
-            })
-            .map(|q| {
-                format!(
-                    "{}: {} firms admitted (counter {}), quota {}",
-                    q.year, q.admitted, q.firms_admitted, q.firm_quota
-                )
-            })
-            .collect(),
-    ));
-
-    // No invoice redeemed twice by one platform.
-    let invoices = sqlx::query!(
-        r#"select count(*) as "checked!",
-                  coalesce(array_agg(d.invoice_no) filter (where exists (
-                      select 1 from redemptions o
-                      where o.platform_id = d.platform_id and o.invoice_no = d.invoice_no and o.id <> d.id)), '{}') as "bad!"
-           from redemptions d where d.created_at >= $1 and d.created_at < $2"#,
-        start,
-        cutoff
-    )
-    .fetch_one(pool)
-    .await?;
-    out.push(finding(
-        "invoice_redeemed_once",
-        invoices.checked,
-        "redemptions of the day",
-        invoices
-            .bad
-            .into_iter()
-            .map(|i| format!("invoice {i}"))
-            .collect(),
-    ));
-
-    // Every redemption of the day has its journal entry, and every reversal of the day its own.
     let journaled = sqlx::query!(
         r#"with day as (
                select id, 'redeem' as kind from redemptions where created_at >= $1 and created_at < $2
@@ -273,7 +337,68 @@ pub async fn check(
             .map(|b| format!("no single journal entry for the {b}"))
             .collect(),
     ));
-    Ok(out)
+    Ok(())
+}
+
+/// Per program year with movements that day: what the journal says was granted (issued less
+/// returned to the budget) and redeemed (less reversed) equals the firm-years' totals, and what
+/// was redeemed equals the year's active redemptions.
+async fn totals(
+    pool: &PgPool,
+    start: OffsetDateTime,
+    cutoff: OffsetDateTime,
+    out: &mut Vec<Invariant>,
+) -> anyhow::Result<()> {
+    let years = sqlx::query!(
+        r#"with years as (
+               select distinct year from journal where created_at >= $1 and created_at < $2),
+           j as (
+               select j.year,
+                      coalesce(sum(j.amount) filter (where j.kind = 'issue'), 0)
+                        - coalesce(sum(j.amount) filter (where j.kind in ('cancel', 'lapse', 'expire')), 0) as granted,
+                      coalesce(sum(j.amount) filter (where j.kind = 'redeem'), 0)
+                        - coalesce(sum(j.amount) filter (where j.kind = 'reversal'), 0) as redeemed
+               from journal j where j.year in (select year from years) group by j.year),
+           f as (
+               select year, sum(granted) as granted, sum(redeemed) as redeemed from firm_years
+               where year in (select year from years) group by year),
+           r as (
+               select year, sum(discount) as redeemed from redemptions
+               where status = 'active' and year in (select year from years) group by year)
+           select y.year as "year!",
+                  coalesce(j.granted, 0) as "journal_granted!", coalesce(f.granted, 0) as "rows_granted!",
+                  coalesce(j.redeemed, 0) as "journal_redeemed!", coalesce(f.redeemed, 0) as "rows_redeemed!",
+                  coalesce(r.redeemed, 0) as "redemptions!"
+           from years y left join j on j.year = y.year left join f on f.year = y.year
+                left join r on r.year = y.year
+           order by y.year"#,
+        start,
+        cutoff
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut bad = Vec::new();
+    for y in &years {
+        if y.journal_granted != y.rows_granted {
+            bad.push(format!(
+                "{}: granted {:.2} by the journal, {:.2} by the firm-years",
+                y.year, y.journal_granted, y.rows_granted
+            ));
+        }
+        if y.journal_redeemed != y.rows_redeemed || y.journal_redeemed != y.redemptions {
+            bad.push(format!(
+                "{}: redeemed {:.2} by the journal, {:.2} by the firm-years, {:.2} by the active redemptions",
+                y.year, y.journal_redeemed, y.rows_redeemed, y.redemptions
+            ));
+        }
+    }
+    out.push(finding(
+        "program_totals_match_journal",
+        years.len() as i64,
+        "program years with movements that day",
+        bad,
+    ));
+    Ok(())
 }
 
 /// Raises the alarm for a broken invariant: an error-level log with the details, a metric and

@@ -10,10 +10,15 @@ use voucher_core::{ApiError, ErrorCode, Money};
 
 pub use voucher_core::calendar::{month_bounds, month_of};
 
-/// Redemptions placed in `month` for the platforms chosen (all when `platform` is None):
-/// active, not yet on an approved statement, in their own month unless that month's statement
-/// is approved (then the first later month whose is not). Unlocked redemptions older than 400
-/// days are not looked for: a month stays unapproved that long only by mistake.
+/// Redemptions placed in `month` ($1; $2 is the month's end) for the platforms chosen ($3; all
+/// when null): active, not locked, not on a statement of another month, and belonging to this
+/// month or an earlier one. A redemption belongs to the month it was made in unless its
+/// platform's statement for that month is already approved (then the first later month whose is
+/// not). "Or an earlier one": a redemption that committed after its month was closed (made in
+/// the month on a platform without a statement then, or after the platform's draft was
+/// refreshed) is placed by the next close of any later month instead of being left off every
+/// statement. Once on a draft it stays there. Unlocked redemptions older than 400 days are not
+/// looked for: a month stays unapproved that long only by mistake.
 const PLACED: &str = r#"
     with cand as (
         select r.id, r.platform_id, r.discount, r.created_at,
@@ -21,14 +26,27 @@ const PLACED: &str = r#"
         from redemptions r
         where r.status = 'active' and not r.locked
           and r.created_at < $2 and r.created_at >= $2 - interval '400 days'
-          and ($3::uuid is null or r.platform_id = $3)),
+          and ($3::uuid is null or r.platform_id = $3)
+          and not exists (select 1 from statement_lines l join statements o on o.id = l.statement_id
+                          where l.redemption_id = r.id and o.month <> $1)),
     placed as (
         select c.id, c.platform_id, c.discount,
                case when s.id is null then c.own_month
                     else redemption_month(c.platform_id, c.created_at) end as month
         from cand c left join statements s
           on s.platform_id = c.platform_id and s.month = c.own_month and s.status <> 'draft')
-    select id, platform_id, discount from placed where month = $1"#;
+    select id, platform_id, discount from placed where month <= $1"#;
+
+/// Advisory lock key: statements are placed (closes, approvals) one transaction at a time, so
+/// two of them never place one redemption on two statements. Both are rare.
+const STATEMENTS_LOCK: i64 = 0x5E77_57A7;
+
+async fn lock_statements(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query!(r#"select pg_advisory_xact_lock($1)"#, STATEMENTS_LOCK)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 /// Closes `month` now: one draft statement per platform with redemptions in it, refreshed if
 /// it exists; approved and paid statements stay as they are. Returns nothing; read them back.
@@ -41,16 +59,18 @@ pub async fn close_month(
     let (_, end) =
         month_bounds(month).ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
     let mut tx = pool.begin().await?;
-    // Drafts are refreshed under their row locks, so an approval cannot interleave.
+    lock_statements(&mut tx).await?;
+    // Drafts are refreshed under their row locks too, so an approval cannot interleave.
     sqlx::query(&format!(
         r#"with placed as ({PLACED})
-           insert into statements (id, platform_id, month)
-           select gen_random_uuid(), platform_id, $1 from placed group by platform_id
+           insert into statements (id, platform_id, month, created_at, refreshed_at)
+           select gen_random_uuid(), platform_id, $1, $4, $4 from placed group by platform_id
            on conflict (platform_id, month) do nothing"#
     ))
     .bind(month)
     .bind(end)
     .bind(None::<Uuid>)
+    .bind(at)
     .execute(&mut *tx)
     .await?;
     let drafts: Vec<Uuid> = sqlx::query_scalar!(
@@ -76,7 +96,7 @@ pub async fn close_month(
     .bind(None::<Uuid>)
     .execute(&mut *tx)
     .await?;
-    refresh_totals(&mut tx, &drafts).await?;
+    refresh_totals(&mut tx, &drafts, at).await?;
     audit::append(
         &mut tx,
         actor,
@@ -89,14 +109,19 @@ pub async fn close_month(
     Ok(())
 }
 
-async fn refresh_totals(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), ApiError> {
+async fn refresh_totals(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    at: OffsetDateTime,
+) -> Result<(), ApiError> {
     sqlx::query!(
         r#"update statements s
            set total = coalesce((select sum(l.discount) from statement_lines l where l.statement_id = s.id), 0),
                line_count = (select count(*) from statement_lines l where l.statement_id = s.id),
-               refreshed_at = now()
+               refreshed_at = $2
            where s.id = any($1)"#,
-        ids
+        ids,
+        at
     )
     .execute(conn)
     .await?;
@@ -105,8 +130,15 @@ async fn refresh_totals(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), Api
 
 /// Approves a draft: its lines are placed afresh and locked in the same transaction, so a
 /// reversal either happened before (and is not on it) or is refused after (`period_closed`).
-pub async fn approve(pool: &PgPool, id: Uuid, actor: &Actor) -> Result<(), ApiError> {
+/// `at` is the approval's one time (the application clock, as the payment's).
+pub async fn approve(
+    pool: &PgPool,
+    id: Uuid,
+    actor: &Actor,
+    at: OffsetDateTime,
+) -> Result<(), ApiError> {
     let mut tx = pool.begin().await?;
+    lock_statements(&mut tx).await?;
     let statement = sqlx::query!(
         r#"select platform_id, month, status from statements where id = $1 for update"#,
         id
@@ -143,12 +175,13 @@ pub async fn approve(pool: &PgPool, id: Uuid, actor: &Actor) -> Result<(), ApiEr
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    refresh_totals(&mut tx, &[id]).await?;
+    refresh_totals(&mut tx, &[id], at).await?;
     let actor_label = actor.label();
     sqlx::query!(
-        r#"update statements set status = 'approved', approved_at = now(), approved_by = $2 where id = $1"#,
+        r#"update statements set status = 'approved', approved_at = $3, approved_by = $2 where id = $1"#,
         id,
-        actor_label
+        actor_label,
+        at
     )
     .execute(&mut *tx)
     .await?;
@@ -184,7 +217,7 @@ pub async fn pay(
     let paid = sqlx::query!(
         r#"update statements set status = 'paid', paid_at = $3, paid_by = $4, payment_reference = $2
            where id = $1 and status = 'approved'
-           returning platform_id, month, total"#,
+           returning platform_id, total"#,
         id,
         reference,
         at,
@@ -203,16 +236,29 @@ pub async fn pay(
         ));
     };
     let total = Money::from_decimal(paid.total).map_err(anyhow::Error::from)?;
-    if !total.is_zero() {
-        let year: i32 = paid.month[..4].parse().map_err(anyhow::Error::from)?;
+    // The payment is journaled in the program year(s) of the money paid: a statement carrying
+    // lines of two years (December's carried into January) gets one entry per year.
+    let by_year = sqlx::query!(
+        r#"select r.year, sum(l.discount) as "amount!" from statement_lines l
+           join redemptions r on r.id = l.redemption_id
+           where l.statement_id = $1 group by r.year order by r.year"#,
+        id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for part in by_year {
+        let amount = Money::from_decimal(part.amount).map_err(anyhow::Error::from)?;
+        if amount.is_zero() {
+            continue;
+        }
         ledger::post(
             &mut tx,
             &Posting {
                 kind: Kind::Payment,
                 debit: Account::Paid(paid.platform_id),
                 credit: Account::Payable(paid.platform_id),
-                amount: total,
-                year,
+                amount,
+                year: part.year,
                 voucher_id: None,
                 redemption_id: None,
                 statement_id: Some(id),

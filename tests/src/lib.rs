@@ -15,7 +15,13 @@ mod concurrency;
 #[cfg(test)]
 mod foundation;
 #[cfg(test)]
+mod invariants;
+#[cfg(test)]
+mod migrations;
+#[cfg(test)]
 mod portal;
+#[cfg(test)]
+mod races;
 #[cfg(test)]
 mod redemption;
 #[cfg(test)]

@@ -317,16 +317,27 @@ pub fn get(uri: &str) -> Request<Body> {
         .expect("request")
 }
 
-/// The journal balances and every voucher's row agrees with its journal account.
+/// Every platform's money in the journal (owed plus paid) equals its active redemptions' discounts,
+/// every voucher's row agrees with its journal account, and every firm's granted total with its
+/// vouchers. (A check that each entry is positive and two-legged would only re-check the
+/// journal's own constraints.)
 pub async fn assert_ledger_consistent(pool: &PgPool) {
-    let unbalanced: i64 =
-        sqlx::query_scalar("select count(*) from journal where amount <= 0 or debit = credit")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let platforms_off: i64 = sqlx::query_scalar(
+        r#"select count(*) from platforms p
+           where coalesce((select sum(case when j.debit in ('payable:' || p.id, 'paid:' || p.id) then j.amount else 0 end)
+                                - sum(case when j.credit in ('payable:' || p.id, 'paid:' || p.id) then j.amount else 0 end)
+                           from journal j
+                           where j.debit in ('payable:' || p.id, 'paid:' || p.id)
+                              or j.credit in ('payable:' || p.id, 'paid:' || p.id)), 0)
+                 <> coalesce((select sum(r.discount) from redemptions r
+                              where r.platform_id = p.id and r.status = 'active'), 0)"#,
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
     assert_eq!(
-        unbalanced, 0,
-        "every journal entry moves a positive amount between two accounts"
+        platforms_off, 0,
+        "every platform's payable and paid accounts hold its active redemptions' discounts"
     );
     let mismatched: i64 = sqlx::query_scalar(
         r#"select count(*) from vouchers v
