@@ -197,11 +197,13 @@ pub async fn login(
         .throttle
         .login(&state, &format!("firm:{}", login.uscc), &client)
         .await?;
-    let verified = auth::verify_password(
-        login.password,
-        firm.as_ref().map(|f| f.password_hash.clone()),
-    )
-    .await;
+    let verified = match &firm {
+        // Whether a USCC is registered is no secret (registering it again answers
+        // already_registered), so an unknown one costs no hashing: a flood of made-up USCCs
+        // cannot fill the hashing queue that real firms wait in.
+        None => Ok(false),
+        Some(f) => auth::verify_password(login.password, Some(f.password_hash.clone())).await,
+    };
     let ok = match verified {
         Ok(ok) => ok,
         Err(shed) => {
