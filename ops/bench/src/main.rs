@@ -70,6 +70,9 @@ enum Command {
         idle: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// The server's pid, to read its peak RSS after each phase.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// Redeem for --seconds with --clients connections; prints a JSON line.
     Drive {
@@ -117,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
             attackers,
             idle,
             seconds,
-        } => abuse_run(addr, attackers, idle, seconds).await,
+            pid,
+        } => abuse_run(addr, attackers, idle, seconds, pid).await,
         Command::Drive {
             addr,
             key,
