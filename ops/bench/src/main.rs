@@ -414,11 +414,20 @@ async fn storm_run(addr: String, firms: u32, clients: usize) -> anyhow::Result<(
     Ok(())
 }
 
+/// The peak RSS of process `pid` so far, in MiB (VmHWM).
+fn peak_rss_mib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
 async fn abuse_run(
     addr: String,
     attackers: usize,
     idle: usize,
     seconds: u64,
+    pid: Option<u32>,
 ) -> anyhow::Result<()> {
     let platform = first_platform().await?.to_string();
     let normal: u32 = 0x1_fff0;
@@ -457,7 +466,7 @@ async fn abuse_run(
     }
     println!(
         "{}",
-        serde_json::json!({"phase": "failed logins", "attackers": attackers, "seconds": seconds, "normal_client": failed_logins})
+        serde_json::json!({"phase": "failed logins", "attackers": attackers, "seconds": seconds, "normal_client": failed_logins, "peak_rss_mib": peak_rss_mib(pid)})
     );
     // Phase 2: connections that never send a request, reopened whenever the server drops one.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -491,7 +500,7 @@ async fn abuse_run(
     }
     println!(
         "{}",
-        serde_json::json!({"phase": "idle connections", "idle": idle, "connections_opened": opened.load(Ordering::Relaxed), "seconds": seconds, "normal_client": idle_phase})
+        serde_json::json!({"phase": "idle connections", "idle": idle, "connections_opened": opened.load(Ordering::Relaxed), "seconds": seconds, "normal_client": idle_phase, "peak_rss_mib": peak_rss_mib(pid)})
     );
     Ok(())
 }
