@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use voucher_core::auth::{BureauSession, Role};
+use voucher_core::extract::{Path, Query};
 use voucher_core::json::read_body;
 use voucher_core::platform::PlatformKey;
 use voucher_core::state::SHANGHAI;

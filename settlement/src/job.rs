@@ -53,13 +53,15 @@ pub fn day_bounds(date: Date) -> (OffsetDateTime, OffsetDateTime) {
     (start, start + time::Duration::days(1))
 }
 
-/// Parses `YYYY-MM-DD`.
-pub fn parse_business_date(text: &str) -> Result<Date, time::error::Parse> {
-    Date::parse(
-        text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
+/// Parses `YYYY-MM-DD` with a year from 2000 to 2100 (API.md).
+pub fn parse_business_date(text: &str) -> Result<Date, BadDate> {
+    voucher_core::calendar::parse_date(text).ok_or(BadDate)
 }
+
+/// A business date that is not `YYYY-MM-DD` with a year from 2000 to 2100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected YYYY-MM-DD with a year from 2000 to 2100")]
+pub struct BadDate;
 
 /// Another run holds the settlement lock: this one did nothing. The API answers it with 409
 /// `invalid_transition` at once; the nightly job on another replica skips.
