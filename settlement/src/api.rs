@@ -50,8 +50,9 @@ pub async fn run(
     let date = business_date(&state, &request.business_date)?;
     // The run is a task of its own, which the request only waits for: a client that goes away
     // (a proxy timeout shorter than a run) does not cancel it half-way.
-    let db = state.db.clone();
-    let run = tokio::spawn(async move { job::run_steps(&db, date, None, &|_, _| {}).await });
+    let (db, now) = (state.db.clone(), state.clock.now());
+    let run =
+        tokio::spawn(async move { job::run_steps_at(&db, date, now, None, &|_, _| {}).await });
     let outcome = run
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("the settlement task failed: {e}")))?;

@@ -258,3 +258,77 @@ async fn answers_that_carry_a_credential_are_not_stored(pool: PgPool) {
     }
     let _ = firm;
 }
+
+async fn status_of(pool: &PgPool, voucher: &Value) -> String {
+    sqlx::query_scalar("select status from vouchers where id = $1::uuid")
+        .bind(voucher["id"].as_str().unwrap())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn run_for(app: &TestApp, reviewer: &str, date: &str) -> Value {
+    let reply = app
+        .call(
+            "POST",
+            "/api/bureau/settlement-runs",
+            Some(reviewer),
+            Some(json!({"business_date": date})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.json()
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn a_run_for_today_lapses_and_expires_nothing_whose_time_has_not_come(pool: PgPool) {
+    use time::macros::datetime;
+    let app = TestApp::new(pool.clone()).await;
+    let (platform, key) = app.platform_with_key(1).await;
+
+    // Claimed at 15:00 on March 2nd, unused it lapses at 15:00 ninety days on (May 31st).
+    app.state.clock.set(datetime!(2026-03-02 15:00 +8));
+    let lapsing = app.voucher(platform, 1, "10000.00").await;
+    app.state.clock.set(datetime!(2026-05-31 12:00 +8));
+    // A reviewer's session lasts hours: one for each moment the clock is set to.
+    let reviewer = app.staff("reviewer1", Role::Reviewer).await;
+    let report = run_for(&app, &reviewer, "2026-05-31").await;
+    assert_eq!(
+        report["lapsed_vouchers"], 0,
+        "at noon its time has not come"
+    );
+    assert_eq!(status_of(&pool, &lapsing).await, "active");
+    app.state.clock.set(datetime!(2026-05-31 16:00 +8));
+    let report = run_for(&app, &reviewer, "2026-05-31").await;
+    assert_eq!(report["lapsed_vouchers"], 1, "at four it has");
+    assert_eq!(status_of(&pool, &lapsing).await, "lapsed");
+
+    // Claimed in December and used once, it may be redeemed until Dec 31st 23:59:59.
+    app.state.clock.set(datetime!(2026-12-01 10:00 +8));
+    let december = app.voucher(platform, 2, "10000.00").await;
+    let used = app
+        .send(redemption(
+            &key,
+            "dec-1",
+            json!({"voucher": december["token"], "invoice_no": "DEC-1", "bill_amount": "100.00"}),
+        ))
+        .await;
+    assert_eq!(used.status, StatusCode::CREATED, "{}", used.text());
+    app.state.clock.set(datetime!(2026-12-31 12:00 +8));
+    let reviewer = app.staff("reviewer2", Role::Reviewer).await;
+    run_for(&app, &reviewer, "2026-12-31").await;
+    assert_eq!(
+        status_of(&pool, &december).await,
+        "active",
+        "noon on Dec 31"
+    );
+    app.state.clock.set(datetime!(2027-01-01 02:00 +8));
+    let reviewer = app.staff("reviewer3", Role::Reviewer).await;
+    run_for(&app, &reviewer, "2026-12-31").await;
+    assert_eq!(
+        status_of(&pool, &december).await,
+        "expired",
+        "after the year"
+    );
+    crate::support::assert_ledger_consistent(&pool).await;
+}
