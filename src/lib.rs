@@ -112,6 +112,7 @@ pub fn with_edge(router: Router, state: AppState) -> Router {
             voucher_core::platform::limit_bad_keys,
         ))
         .layer(middleware::from_fn(http::request_deadline))
+        .layer(middleware::from_fn(http::no_store))
         .layer(middleware::from_fn(http::security_headers))
         .layer(middleware::from_fn_with_state(state, http::track_metrics))
 }

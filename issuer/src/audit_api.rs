@@ -1,9 +1,10 @@
 //! The audit log for the bureau, and the public JWKS.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use voucher_core::audit::{self, Entry, Verification};
 use voucher_core::auth::BureauSession;
+use voucher_core::extract::Query;
 use voucher_core::token::{self, Jwks};
 use voucher_core::{ApiError, AppState, Json};
 
