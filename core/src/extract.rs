@@ -65,10 +65,7 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned);
+        let missing = crate::json::missing_field_name(&message).map(str::to_owned);
         match (missing, path.as_str()) {
             (Some(field), _) => ApiError::validation(field, "is required"),
             (None, ".") => ApiError::validation("query", message),

@@ -203,7 +203,8 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
-fn missing_field_name(message: &str) -> Option<&str> {
+/// The field a serde "missing field" message names.
+pub(crate) fn missing_field_name(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
 
