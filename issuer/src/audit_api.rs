@@ -10,6 +10,7 @@ use voucher_core::{ApiError, AppState, Json};
 
 /// Paging through the log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries after this seq (default 0).
     pub after: Option<i64>,

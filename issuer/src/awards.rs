@@ -80,6 +80,7 @@ pub struct Award {
 
 /// Which awards to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AwardsQuery {
     /// The quota year, e.g. `2022`.
     pub year: Option<String>,

@@ -30,6 +30,7 @@ pub struct Measure {
 
 /// The date the measures are asked for.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeasuresQuery {
     /// `YYYY-MM-DD`; the policy version in force on it applies.
     pub date: Option<String>,

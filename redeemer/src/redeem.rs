@@ -425,6 +425,7 @@ pub async fn redeem(
 
 /// Which month.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM`, Asia/Shanghai.
     pub month: Option<String>,

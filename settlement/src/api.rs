@@ -160,6 +160,7 @@ pub async fn close(
 
 /// Which month.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM`.
     pub month: Option<String>,
@@ -438,6 +439,7 @@ pub async fn reconcile_upload(
 
 /// Which year.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct YearQuery {
     /// Calendar year.
     pub year: Option<i32>,

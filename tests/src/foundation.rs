@@ -232,6 +232,20 @@ async fn public_endpoints_answer(pool: PgPool) {
         spec["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // Every path parameter is in its path's template; everything else is a query parameter.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for param in operation["parameters"].as_array().into_iter().flatten() {
+                let name = param["name"].as_str().unwrap();
+                if param["in"] == "path" {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name} is declared in the path but is not in it"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
