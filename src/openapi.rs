@@ -119,6 +119,20 @@ pub fn finish(mut doc: Value) -> Value {
                 "503",
                 "`overloaded`: the server is shedding load; retry after Retry-After",
             );
+            let paged = operation["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "cursor"));
+            if paged {
+                if let Some(ok) = operation["responses"].get_mut("200") {
+                    ok["headers"] = json!({"Link": {
+                        "description": "`<URL>; rel=\"next\"` when more rows follow (RFC 8288)",
+                        "schema": {"type": "string"},
+                    }});
+                }
+            }
+            let responses = operation["responses"]
+                .as_object_mut()
+                .expect("every operation has responses");
             if path == "/v1/redemptions" && method == "post" {
                 for status in ["200", "201"] {
                     if let Some(ok) = responses.get_mut(status) {

@@ -14,6 +14,7 @@ pub mod json;
 pub mod keys;
 pub mod ledger;
 pub mod money;
+pub mod page;
 pub mod passwords;
 pub mod platform;
 pub mod serve;

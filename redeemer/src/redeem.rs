@@ -429,6 +429,11 @@ pub async fn redeem(
 pub struct MonthQuery {
     /// `YYYY-MM`, Asia/Shanghai.
     pub month: Option<String>,
+    /// Rows per page, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// From the previous page's `Link: rel="next"`.
+    pub cursor: Option<String>,
 }
 
 /// Parses the `month` query parameter into the month's bounds in Asia/Shanghai.
@@ -458,17 +463,24 @@ pub async fn list(
     State(state): State<AppState>,
     key: PlatformKey,
     Query(q): Query<MonthQuery>,
-) -> Result<Json<Vec<ListedRedemption>>, ApiError> {
+    page: voucher_core::page::Page,
+) -> Result<(axum::http::HeaderMap, Json<Vec<ListedRedemption>>), ApiError> {
     let (from, to) = month_bounds(q.month.as_deref())?;
+    let (after_at, after_id) = page.after_or_start();
     let rows = sqlx::query!(
         r#"select id, voucher_id, invoice_no, bill_amount, discount, voucher_remaining_after, status,
                   created_at, contract_no, billing_period, reversed_at, reversal_reason
            from redemptions
            where platform_id = $1 and created_at >= $2 and created_at < $3
-           order by created_at, id"#,
+             and (created_at, id) > ($4, $5)
+           order by created_at, id
+           limit $6"#,
         key.platform_id,
         from,
-        to
+        to,
+        after_at,
+        after_id,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
@@ -495,7 +507,8 @@ pub async fn list(
             reversal_reason: r.reversal_reason,
         });
     }
-    Ok(Json(out))
+    let headers = page.finish(&mut out, |r| (r.redemption.created_at, r.redemption.id));
+    Ok((headers, Json(out)))
 }
 
 /// Why an invoice was voided.

@@ -332,3 +332,64 @@ async fn a_run_for_today_lapses_and_expires_nothing_whose_time_has_not_come(pool
     );
     crate::support::assert_ledger_consistent(&pool).await;
 }
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn a_platform_pages_through_its_month_with_link_headers(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let (platform, key) = app.platform_with_key(1).await;
+    let voucher = app.voucher(platform, 1, "100000.00").await;
+    for i in 0..5 {
+        let reply = app
+            .send(redemption(
+                &key,
+                &format!("page-{i}"),
+                json!({"voucher": voucher["token"], "invoice_no": format!("P-{i}"), "bill_amount": "10.00"}),
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
+    let month = voucher_core::calendar::month_of(
+        app.state
+            .clock
+            .now()
+            .to_offset(voucher_core::state::SHANGHAI)
+            .date(),
+    );
+    let mut next = Some(format!("/v1/redemptions?month={month}&limit=2"));
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    while let Some(uri) = next.take() {
+        let reply = app.call("GET", &uri, Some(&key), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        pages += 1;
+        // A redemption made while paging lands after the cursor, never repeats a row.
+        if pages == 2 {
+            let late = app
+                .send(redemption(
+                    &key,
+                    "page-late",
+                    json!({"voucher": voucher["token"], "invoice_no": "P-late", "bill_amount": "10.00"}),
+                ))
+                .await;
+            assert_eq!(late.status, StatusCode::CREATED);
+        }
+        for r in reply.json().as_array().unwrap() {
+            seen.push(r["invoice_no"].as_str().unwrap().to_owned());
+        }
+        next = reply.header("link").map(|link| {
+            assert!(link.ends_with("; rel=\"next\""), "{link}");
+            link.trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned()
+        });
+    }
+    assert_eq!(seen, ["P-0", "P-1", "P-2", "P-3", "P-4", "P-late"]);
+    assert_eq!(pages, 3);
+    let reply = app
+        .call("GET", "/v1/redemptions?limit=0", Some(&key), None)
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json()["field"], "limit");
+}
