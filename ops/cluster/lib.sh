@@ -19,6 +19,8 @@ PUBLIC_PORT=8480
 HAPROXY_STATS_PORT=8404
 # voucherd replica N listens on VOUCHERD_PORT_BASE+N.
 VOUCHERD_PORT_BASE=8480
+# Where cargo puts the release binaries (CARGO_TARGET_DIR is honoured).
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
 NODES=(1 2)
 SCOPE=voucher-cluster
 ADMIN_LOGIN=admin:demo-admin-pass
@@ -123,7 +125,7 @@ start_voucherd() {
         VOUCHER_DB_MAX_CONNECTIONS=20 \
         VOUCHER_BOOTSTRAP_ADMIN="$ADMIN_LOGIN" \
         RUST_LOG=info,sqlx=warn \
-        "$ROOT/target/release/voucherd" serve
+        "$BIN_DIR/voucherd" serve
 }
 
 write_patroni_config() {
