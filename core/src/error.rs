@@ -298,18 +298,46 @@ impl From<sqlx::Error> for ApiError {
                 1,
                 "the server is busy; retry after the number of seconds in Retry-After",
             ),
+            other if database_unavailable(&other) => {
+                tracing::warn!(error = %other, "database unavailable; answering 503");
+                ApiError::overloaded(
+                    1,
+                    "the database is unavailable (failing over?); retry after the number of seconds in Retry-After",
+                )
+            }
             other => ApiError::internal(other),
         }
     }
 }
 
+/// Whether `err` says the database cannot be reached right now rather than that the request
+/// or the SQL is wrong: the connection broke or was refused (a primary killed or being
+/// demoted, no primary behind the balancer), the server is shutting down or starting up
+/// (SQLSTATE `57P01`–`57P03`), a connection exception (class `08`), or the session landed on
+/// a read-only standby (`25006`, a former primary before the balancer notices). Such a request
+/// is answered 503 `overloaded` with `Retry-After`: what it wrote either committed or not, and
+/// a retry finds out (redemptions by their `Idempotency-Key`, claims by the firm's one slot).
+/// `PoolTimedOut` is left to its own arm; constraint violations and every other database
+/// error stay 500 or their own code.
+pub fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
+        }),
+        _ => false,
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(value: anyhow::Error) -> Self {
-        if matches!(
-            value.downcast_ref::<sqlx::Error>(),
-            Some(sqlx::Error::PoolTimedOut)
-        ) {
-            return ApiError::from(sqlx::Error::PoolTimedOut);
+        if let Some(err) = value.downcast_ref::<sqlx::Error>() {
+            if matches!(err, sqlx::Error::PoolTimedOut) || database_unavailable(err) {
+                return match value.downcast::<sqlx::Error>() {
+                    Ok(err) => ApiError::from(err),
+                    Err(value) => ApiError::internal(value),
+                };
+            }
         }
         ApiError::internal(value)
     }
@@ -387,5 +415,30 @@ mod tests {
             assert_eq!(parsed.as_str(), code);
             assert_eq!(parsed.status().as_u16(), status, "{code}");
         }
+    }
+    #[test]
+    fn a_lost_database_is_503_not_500() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let e = ApiError::from(io);
+        assert_eq!(e.code.status().as_u16(), 503);
+        assert_eq!(e.retry_after_secs, Some(1));
+        let e = ApiError::from(anyhow::Error::from(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof,
+        ))));
+        assert_eq!(e.code.status().as_u16(), 503);
+        assert_eq!(
+            ApiError::from(sqlx::Error::PoolClosed)
+                .code
+                .status()
+                .as_u16(),
+            503
+        );
+        assert_eq!(
+            ApiError::from(sqlx::Error::RowNotFound)
+                .code
+                .status()
+                .as_u16(),
+            500
+        );
     }
 }

@@ -103,6 +103,61 @@ pub async fn run_steps_at(
     stop_after: Option<usize>,
     progress: &(dyn Fn(usize, &str) + Sync),
 ) -> anyhow::Result<Option<Report>> {
+    match locked_run(pool, date, now, stop_after, progress, false).await? {
+        Locked::Ran(report) => Ok(report),
+        Locked::Recorded => Ok(None),
+    }
+}
+
+/// What the nightly job did on this replica.
+#[derive(Debug)]
+pub enum Nightly {
+    /// This replica ran the whole job; its report.
+    Ran(Box<Report>),
+    /// The date had been settled already (by another replica, or by an earlier try).
+    AlreadySettled,
+    /// Another replica holds the settlement lock right now.
+    OtherReplica,
+}
+
+/// The nightly job's one try for `date`, safe on every replica at once: the first to take the
+/// settlement lock runs the job, and, since it looks for the date's recorded run only once it
+/// holds the lock, a replica that comes later finds the date settled and does nothing again;
+/// one that comes while the run is going on finds the lock taken. A try cut off by a failover
+/// (its lock dies with its connection) leaves steps that are safe to run again: the next try,
+/// on this replica or another, takes the lock on the new primary and completes the day.
+pub async fn nightly_once(pool: &PgPool, date: Date) -> anyhow::Result<Nightly> {
+    match locked_run(
+        pool,
+        date,
+        OffsetDateTime::now_utc(),
+        None,
+        &|_, _| {},
+        true,
+    )
+    .await
+    {
+        Ok(Locked::Ran(Some(report))) => Ok(Nightly::Ran(Box::new(report))),
+        Ok(Locked::Ran(None)) => Err(anyhow::anyhow!("a full run returned no report")),
+        Ok(Locked::Recorded) => Ok(Nightly::AlreadySettled),
+        Err(e) if e.is::<InProgress>() => Ok(Nightly::OtherReplica),
+        Err(e) => Err(e),
+    }
+}
+
+enum Locked {
+    Ran(Option<Report>),
+    Recorded,
+}
+
+async fn locked_run(
+    pool: &PgPool,
+    date: Date,
+    now: OffsetDateTime,
+    stop_after: Option<usize>,
+    progress: &(dyn Fn(usize, &str) + Sync),
+    skip_if_recorded: bool,
+) -> anyhow::Result<Locked> {
     let mut lock_conn = pool.acquire().await?.detach();
     let locked = sqlx::query_scalar!(
         r#"select pg_try_advisory_lock($1) as "locked!""#,
@@ -114,7 +169,13 @@ pub async fn run_steps_at(
         let _ = lock_conn.close().await;
         return Err(InProgress.into());
     }
-    let result = steps(pool, date, now, stop_after, progress).await;
+    let result = if skip_if_recorded && stored(pool, date).await?.is_some() {
+        Ok(Locked::Recorded)
+    } else {
+        steps(pool, date, now, stop_after, progress)
+            .await
+            .map(Locked::Ran)
+    };
     // Unlocked explicitly, so a run right after this one finds the lock free (the server ends a
     // closed session a moment after the client lets go); closing ends the session all the same.
     let unlocked = sqlx::query_scalar!(

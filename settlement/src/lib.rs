@@ -95,8 +95,11 @@ pub async fn run_with_progress(pool: &PgPool, date: Date) -> anyhow::Result<Repo
 }
 
 /// Schedules the nightly job at 02:00 Asia/Shanghai for the business day just ended. Every
-/// replica may schedule it: the advisory lock lets one run, the others find it taken and skip,
-/// and a second run of the same date changes nothing.
+/// replica schedules it; [`job::nightly_once`] lets one run and the others skip. A try that fails
+/// (the primary died under it: its advisory lock died with its connection) is tried again after
+/// [`NIGHTLY_RETRY`], and a replica that found another one running looks again after
+/// [`NIGHTLY_RECHECK`], so the day is settled even when the replica running it dies half-way;
+/// every step is safe to run again.
 pub async fn spawn_nightly(pool: PgPool) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
     use tokio_cron_scheduler::{Job, JobScheduler};
     let scheduler = JobScheduler::new().await?;
@@ -108,23 +111,43 @@ pub async fn spawn_nightly(pool: PgPool) -> anyhow::Result<tokio_cron_scheduler:
             let today = time::OffsetDateTime::now_utc()
                 .to_offset(voucher_core::state::SHANGHAI)
                 .date();
-            let date = today - time::Duration::days(1);
-            match job::run_steps(&pool, date, None, &|_, _| {}).await {
-                Ok(Some(report)) => {
-                    let broken = report.invariants.iter().filter(|i| !i.ok).count();
-                    tracing::info!(settlement.business_date = %date, invariants.broken = broken, "nightly settlement done");
-                }
-                Ok(None) => {}
-                Err(e) if e.is::<job::InProgress>() => {
-                    tracing::info!(settlement.business_date = %date, "another replica is running settlement; this one skips");
-                }
-                Err(e) => {
-                    tracing::error!(settlement.business_date = %date, error = %e, "nightly settlement failed; run `voucherd settle --date` after fixing")
-                }
-            }
+            nightly_with_retries(&pool, today - time::Duration::days(1)).await;
         })
     })?;
     scheduler.add(job).await?;
     scheduler.start().await?;
     Ok(scheduler)
+}
+
+/// How long a replica waits after a failed nightly try before the next.
+pub const NIGHTLY_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a replica that found another one running waits before it looks again.
+pub const NIGHTLY_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+/// Tries before a replica gives up on a night (about three hours at the longer wait).
+const NIGHTLY_TRIES: u32 = 180;
+
+/// The nightly job for `date` on this replica, until the date is settled here or elsewhere.
+pub async fn nightly_with_retries(pool: &PgPool, date: Date) {
+    for attempt in 1..=NIGHTLY_TRIES {
+        match job::nightly_once(pool, date).await {
+            Ok(job::Nightly::Ran(report)) => {
+                let broken = report.invariants.iter().filter(|i| !i.ok).count();
+                tracing::info!(settlement.business_date = %date, invariants.broken = broken, attempt, "nightly settlement done");
+                return;
+            }
+            Ok(job::Nightly::AlreadySettled) => {
+                tracing::info!(settlement.business_date = %date, "the date is settled; this replica skips");
+                return;
+            }
+            Ok(job::Nightly::OtherReplica) => {
+                tracing::info!(settlement.business_date = %date, "another replica is running settlement; looking again later");
+                tokio::time::sleep(NIGHTLY_RECHECK).await;
+            }
+            Err(e) => {
+                tracing::warn!(settlement.business_date = %date, error = %e, attempt, "nightly settlement try failed (a failover?); trying again");
+                tokio::time::sleep(NIGHTLY_RETRY).await;
+            }
+        }
+    }
+    tracing::error!(settlement.business_date = %date, "nightly settlement gave up; run `voucherd settle --date` after fixing");
 }

@@ -27,6 +27,8 @@ mod races;
 #[cfg(test)]
 mod redemption;
 #[cfg(test)]
+mod replicas;
+#[cfg(test)]
 mod rules_api;
 #[cfg(test)]
 mod settlement;

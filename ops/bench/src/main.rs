@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod failover;
 mod storm;
 
 use clap::{Parser, Subcommand};
@@ -74,6 +75,35 @@ enum Command {
         #[arg(long)]
         pid: Option<u32>,
     },
+    /// Redemptions (and some claims and reversals) through the balancer for --seconds, each
+    /// retried until a definite answer; every acknowledgement to --acked, figures as a JSON line
+    /// (`ops/failover-test`; DATABASE_URL, REDIS_URL, VOUCHER_KEY_DIR for the claims' firms).
+    Failover {
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        addr: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long)]
+        seconds: u64,
+        /// Firms that claim a voucher during the run.
+        #[arg(long, default_value_t = 200)]
+        claims: u32,
+        /// Tag for the idempotency keys and invoice numbers, unique per run.
+        #[arg(long)]
+        tag: String,
+        #[arg(long)]
+        acked: PathBuf,
+    },
+    /// Checks the acknowledgements `failover` wrote against the database (DATABASE_URL); prints
+    /// a JSON line with `violations` and `lost`.
+    FailoverCheck {
+        #[arg(long)]
+        acked: PathBuf,
+    },
     /// Redeem for --seconds with --clients connections; prints a JSON line.
     Drive {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -122,6 +152,17 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             pid,
         } => abuse_run(addr, attackers, idle, seconds, pid).await,
+        Command::Failover {
+            addr,
+            key,
+            tokens,
+            clients,
+            seconds,
+            claims,
+            tag,
+            acked,
+        } => failover::run(addr, key, tokens, clients, seconds, claims, tag, acked).await,
+        Command::FailoverCheck { acked } => failover::check(&acked).await,
         Command::Drive {
             addr,
             key,
