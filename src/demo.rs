@@ -3,9 +3,9 @@
 //! changes nothing.
 
 use sqlx::PgPool;
+use voucher_accounts::firms::{self, Registration};
 use voucher_core::audit::Actor;
 use voucher_core::{ErrorCode, Uscc};
-use voucher_issuer::firms::{self, Registration};
 
 /// The demo firms' password.
 pub const FIRM_PASSWORD: &str = "demo-firm-pass";

@@ -338,11 +338,21 @@ async fn a_statement_totals_its_months_active_redemptions_and_moves_only_by_fina
     )
     .await
     .assert_problem(403, "forbidden");
+    // Four eyes: the officer who approved may not record the payment; a colleague does.
+    app.call(
+        "POST",
+        &pay_uri,
+        Some(&finance),
+        Some(json!({"reference": "TR-2026-06-001"})),
+    )
+    .await
+    .assert_problem(403, "separation_of_duties");
+    let payer = app.staff("finance1b", Role::Finance).await;
     let paid = app
         .call(
             "POST",
             &pay_uri,
-            Some(&finance),
+            Some(&payer),
             Some(json!({"reference": "TR-2026-06-001"})),
         )
         .await;

@@ -276,10 +276,13 @@ async fn claims(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> 
     .bind(&usccs)
     .execute(&pool)
     .await?;
-    let sessions: Vec<String> = ids
-        .iter()
-        .map(|id| voucher_core::auth::firm_session(&state, *id).map(|s| s.token))
-        .collect::<Result<_, _>>()?;
+    let mut sessions: Vec<String> = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let session = voucher_core::auth::firm_session(&state, *id)
+            .await
+            .map_err(|e| anyhow::anyhow!("bench session: {e}"))?;
+        sessions.push(session.token);
+    }
     let queue = Arc::new(tokio::sync::Mutex::new(sessions));
     let started = Instant::now();
     let mut workers = Vec::new();
