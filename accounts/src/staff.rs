@@ -157,7 +157,7 @@ pub async fn login(
             }
         }
     }
-    let session = auth::staff_session(&state, account.id).await?;
+    let session = auth::staff_session(&state, account.id, &login.username, role).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query!(
         r#"update staff set last_login_at = $2 where id = $1"#,

@@ -64,8 +64,9 @@ pub const FIRM_SESSION: time::Duration = time::Duration::hours(12);
 /// How long a staff session lasts.
 pub const STAFF_SESSION: time::Duration = time::Duration::hours(8);
 
-/// What the token says. `sid` names the session's row in `sessions`; the role and the name are
-/// not in the token: they are read with the row, so a demotion takes effect at once.
+/// What the token says. `sid` names the session's row in `sessions`. A staff token also names
+/// the role and the username for the console to show; the server never trusts them and reads
+/// both with the row, so a role change takes effect at once.
 #[derive(Debug, Serialize, Deserialize)]
 struct SessionClaims {
     sub: Uuid,
@@ -73,6 +74,10 @@ struct SessionClaims {
     aud: String,
     iat: i64,
     exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
 }
 
 /// A signed session and when it ends.
@@ -94,8 +99,13 @@ pub enum Subject {
     Staff(Uuid),
 }
 
-/// Starts a session: a row in `sessions` (the authority) and a signed token naming it.
-pub async fn start_session(state: &AppState, subject: Subject) -> Result<Session, ApiError> {
+/// Starts a session: a row in `sessions` (the authority) and a signed token naming it; `shown`
+/// is the staff name and role the console displays.
+async fn start_session(
+    state: &AppState,
+    subject: Subject,
+    shown: Option<(&str, Role)>,
+) -> Result<Session, ApiError> {
     let now = state.clock.now();
     let (aud, ttl, sub, firm_id, staff_id) = match subject {
         Subject::Firm(id) => (FIRM_AUDIENCE, FIRM_SESSION, id, Some(id), None),
@@ -120,6 +130,8 @@ pub async fn start_session(state: &AppState, subject: Subject) -> Result<Session
         aud: aud.into(),
         iat: now.unix_timestamp(),
         exp: expires_at.unix_timestamp(),
+        role: shown.map(|(_, role)| role),
+        name: shown.map(|(name, _)| name.to_owned()),
     };
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -132,12 +144,17 @@ pub async fn start_session(state: &AppState, subject: Subject) -> Result<Session
 
 /// A session for a firm (a row and its token).
 pub async fn firm_session(state: &AppState, firm_id: Uuid) -> Result<Session, ApiError> {
-    start_session(state, Subject::Firm(firm_id)).await
+    start_session(state, Subject::Firm(firm_id), None).await
 }
 
 /// A session for bureau staff (a row and its token).
-pub async fn staff_session(state: &AppState, staff_id: Uuid) -> Result<Session, ApiError> {
-    start_session(state, Subject::Staff(staff_id)).await
+pub async fn staff_session(
+    state: &AppState,
+    staff_id: Uuid,
+    username: &str,
+    role: Role,
+) -> Result<Session, ApiError> {
+    start_session(state, Subject::Staff(staff_id), Some((username, role))).await
 }
 
 /// Ends one session (logout). Takes effect at once on this replica and, through the row, within

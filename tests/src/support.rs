@@ -188,7 +188,7 @@ impl TestApp {
         )
         .await
         .unwrap();
-        auth::staff_session(&self.state, staff.id)
+        auth::staff_session(&self.state, staff.id, username, role)
             .await
             .unwrap()
             .token
