@@ -52,7 +52,8 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Load the demo data set (idempotent): two platforms, three firms.
+    /// Load the demo data set (idempotent): two platforms, three firms, a reviewer and two
+    /// finance officers.
     Demo,
     /// The policy measures (rules module).
     Rules {
