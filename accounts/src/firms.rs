@@ -16,6 +16,7 @@ use voucher_core::{ApiError, AppState, ErrorCode, Json, Uscc};
 
 use crate::codes::{self, Kind, Owner};
 use crate::eligibility;
+use crate::guard;
 
 /// A registration (API.md, `POST /api/portal/firms`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -195,23 +196,14 @@ pub async fn login(
     )
     .fetch_optional(&state.db)
     .await?;
-    let attempt = state
-        .throttle
-        .login(&state, &format!("firm:{}", login.uscc), &client)
-        .await?;
-    let verified = auth::verify_password(
+    let (ok, attempt) = guard::counted_check(
+        &state,
+        &client,
+        &format!("firm:{}", login.uscc),
         login.password,
         firm.as_ref().map(|f| f.password_hash.clone()),
     )
-    .await;
-    let ok = match verified {
-        Ok(ok) => ok,
-        Err(shed) => {
-            // Queued out before the password was checked: this try must not lock anyone out.
-            state.throttle.release(&state, attempt).await;
-            return Err(shed);
-        }
-    };
+    .await?;
     let mut tx = state.db.begin().await?;
     match (ok, firm) {
         (true, Some(firm)) => {
@@ -290,24 +282,14 @@ pub async fn change_password(
     )
     .fetch_one(&state.db)
     .await?;
-    if change.current_password.len() > 1024 {
-        return Err(ApiError::validation("current_password", "is wrong"));
-    }
-    let attempt = state
-        .throttle
-        .login(&state, &format!("firm:{}", firm.uscc), &client)
-        .await?;
-    let ok = match auth::verify_password(change.current_password, Some(firm.password_hash)).await {
-        Ok(ok) => ok,
-        Err(shed) => {
-            state.throttle.release(&state, attempt).await;
-            return Err(shed);
-        }
-    };
-    if !ok {
-        return Err(ApiError::validation("current_password", "is wrong"));
-    }
-    state.throttle.release(&state, attempt).await;
+    guard::current_password(
+        &state,
+        &client,
+        &format!("firm:{}", firm.uscc),
+        change.current_password,
+        Some(firm.password_hash),
+    )
+    .await?;
     check_new_password(
         "new_password",
         &change.new_password,

@@ -6,6 +6,7 @@
 pub mod codes;
 pub mod eligibility;
 pub mod firms;
+pub mod guard;
 pub mod staff;
 pub mod staff_admin;
 pub mod totp;

@@ -16,6 +16,7 @@ use voucher_core::passwords::check_new_password;
 use voucher_core::throttle::ClientAddr;
 use voucher_core::{ApiError, AppState, ErrorCode, Json};
 
+use crate::guard;
 use crate::totp::{self, TotpSetup};
 
 /// Whether a role needs a second factor (GB/T 22239-2019 level 3: administrators and those who
@@ -94,23 +95,14 @@ pub async fn login(
     )
     .fetch_optional(&state.db)
     .await?;
-    let attempt = state
-        .throttle
-        .login(&state, &format!("staff:{}", login.username), &client)
-        .await?;
-    let verified = auth::verify_password(
+    let (ok, attempt) = guard::counted_check(
+        &state,
+        &client,
+        &format!("staff:{}", login.username),
         login.password,
         row.as_ref().and_then(|r| r.password_hash.clone()),
     )
-    .await;
-    let ok = match verified {
-        Ok(ok) => ok,
-        Err(shed) => {
-            // Queued out before the password was checked: this try must not lock anyone out.
-            state.throttle.release(&state, attempt).await;
-            return Err(shed);
-        }
-    };
+    .await?;
     let account = match row {
         Some(account) if ok && !account.disabled => account,
         _ => return Err(failed(&state, &login.username, "password").await?),
@@ -238,24 +230,14 @@ pub async fn change_password(
     )
     .fetch_one(&state.db)
     .await?;
-    if change.current_password.len() > 1024 {
-        return Err(ApiError::validation("current_password", "is wrong"));
-    }
-    let attempt = state
-        .throttle
-        .login(&state, &format!("staff:{}", session.username), &client)
-        .await?;
-    let ok = match auth::verify_password(change.current_password, stored).await {
-        Ok(ok) => ok,
-        Err(shed) => {
-            state.throttle.release(&state, attempt).await;
-            return Err(shed);
-        }
-    };
-    if !ok {
-        return Err(ApiError::validation("current_password", "is wrong"));
-    }
-    state.throttle.release(&state, attempt).await;
+    guard::current_password(
+        &state,
+        &client,
+        &format!("staff:{}", session.username),
+        change.current_password,
+        stored,
+    )
+    .await?;
     check_new_password("new_password", &change.new_password, &[&session.username])?;
     let hash = auth::hash_password(change.new_password).await?;
     let now = state.clock.now();

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use time::Duration;
-use voucher_core::audit::Actor;
 use voucher_core::auth::Role;
 
 use crate::support::{totp_code, TestApp, STAFF_PASSWORD};
@@ -57,15 +56,7 @@ fn now(app: &TestApp) -> i64 {
 
 /// An account of `role` logged in with its second factor enrolled; returns (token, secret).
 async fn enrolled(app: &TestApp, username: &str, role: Role) -> (String, String) {
-    voucher_accounts::staff::create_with_password(
-        &app.state.db,
-        &Actor::System,
-        username,
-        STAFF_PASSWORD.to_owned(),
-        role,
-    )
-    .await
-    .unwrap();
+    app.account(username, role).await;
     let reply = app.staff_login(username, STAFF_PASSWORD, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let body = reply.json();

@@ -176,10 +176,10 @@ impl TestApp {
         reply.json()
     }
 
-    /// A staff session of `role`, the account created with a password (as `voucherd admin
-    /// create` does) and its session minted straight, without the second factor's login.
-    pub async fn staff(&self, username: &str, role: Role) -> String {
-        let staff = voucher_accounts::staff::create_with_password(
+    /// A staff account of `role` with `STAFF_PASSWORD`, created as `voucherd admin create`
+    /// does (no activation; admin and finance enrol their authenticator at the first login).
+    pub async fn account(&self, username: &str, role: Role) -> Uuid {
+        voucher_accounts::staff::create_with_password(
             &self.state.db,
             &Actor::System,
             username,
@@ -187,8 +187,15 @@ impl TestApp {
             role,
         )
         .await
-        .unwrap();
-        auth::staff_session(&self.state, staff.id, username, role)
+        .unwrap()
+        .id
+    }
+
+    /// A staff session of `role` on a new account, minted straight, without the second factor's
+    /// login.
+    pub async fn staff(&self, username: &str, role: Role) -> String {
+        let id = self.account(username, role).await;
+        auth::staff_session(&self.state, id, username, role)
             .await
             .unwrap()
             .token
