@@ -235,11 +235,11 @@
         api.setToken(s.token);
         $('login-password').value = '';
         otpField(false);
-        if (!location.hash || location.hash === '#/login' || location.hash === '#/activate') location.hash = '#/dashboard';
         if (s.totp_setup) {
           showTotpSetup(s.totp_setup);
           return;
         }
+        if (!location.hash || location.hash === '#/login' || location.hash === '#/activate') location.hash = '#/dashboard';
         route();
       } catch (err) {
         if (err.code === 'otp_required') {
@@ -263,16 +263,22 @@
       route();
     });
     $('totp-done').addEventListener('click', () => {
+      enrolling = false;
       $('totp-secret').textContent = '';
       $('totp-qr').removeAttribute('src');
       $('totp-view').hidden = true;
+      if (!location.hash || location.hash === '#/login' || location.hash === '#/activate') location.hash = '#/dashboard';
       route();
     });
     setupActivation();
   }
 
+  // While the secret is on screen, routing leaves it there until the person says it is saved.
+  let enrolling = false;
+
   // The secret is shown this once: a QR of the otpauth URI and the base32 text.
   function showTotpSetup(setup) {
+    enrolling = true;
     $('login-view').hidden = true;
     $('app-view').hidden = true;
     $('activate-view').hidden = true;
@@ -336,6 +342,7 @@
   };
 
   function route() {
+    if (enrolling) return;
     session = loadSession();
     $('totp-view').hidden = true;
     const activating = !session && location.hash === '#/activate';
