@@ -81,7 +81,8 @@ pg_admin() {
     if PGCONNECT_TIMEOUT=3 psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -d postgres -w -tAc 'select 1' >/dev/null 2>&1; then
         psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -d postgres -w -v ON_ERROR_STOP=1 -qtA "$@"
     else
-        as_root runuser -u postgres -- psql -p "$PGPORT_NUM" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"
+        # From / : the postgres user cannot enter the caller's directory, and psql says so.
+        (cd / && as_root runuser -u postgres -- psql -p "$PGPORT_NUM" -d postgres -v ON_ERROR_STOP=1 -qtA "$@")
     fi
 }
 

@@ -196,14 +196,23 @@ pub async fn login(
     )
     .fetch_optional(&state.db)
     .await?;
-    let (ok, attempt) = guard::counted_check(
-        &state,
-        &client,
-        &format!("firm:{}", login.uscc),
-        login.password,
-        firm.as_ref().map(|f| f.password_hash.clone()),
-    )
-    .await?;
+    let account = format!("firm:{}", login.uscc);
+    let (ok, attempt) = match &firm {
+        // Whether a USCC is registered is no secret (registering it again answers
+        // already_registered), so an unknown one costs no hashing: a flood of made-up USCCs
+        // cannot fill the hashing queue that real firms wait in. The attempt still counts.
+        None => (false, state.throttle.login(&state, &account, &client).await?),
+        Some(f) => {
+            guard::counted_check(
+                &state,
+                &client,
+                &account,
+                login.password,
+                Some(f.password_hash.clone()),
+            )
+            .await?
+        }
+    };
     let mut tx = state.db.begin().await?;
     match (ok, firm) {
         (true, Some(firm)) => {

@@ -212,8 +212,11 @@ fn parse_bootstrap_admin(value: &str) -> Result<BootstrapAdmin, ConfigError> {
             "username must be 3-64 of a-z, 0-9, '.', '_', '-'",
         ));
     }
-    if password.chars().count() < 10 {
-        return Err(invalid(NAME, "password must be at least 10 characters"));
+    if crate::passwords::check_new_password("password", password, &[username]).is_err() {
+        return Err(invalid(
+            NAME,
+            "password must be at least 10 characters and not easy to guess",
+        ));
     }
     Ok(BootstrapAdmin {
         username: username.to_owned(),

@@ -276,9 +276,29 @@ test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00
   await page.fill('#login-password', 'wrong-password-1');
   await page.click('#login-form button[type=submit]');
   await expectText(page.locator('#login-form .form-error'), '密码不正确', 'wrong password sentence');
+  // The opening morning: the server sheds the first try with 503 and Retry-After; the page
+  // says it is queueing and sends again by itself.
+  let shed = 0;
+  await page.route('**/api/portal/sessions', async (route) => {
+    if (shed++ === 0) {
+      await route.fulfill({
+        status: 503,
+        headers: { 'content-type': 'application/problem+json', 'retry-after': '2' },
+        body: JSON.stringify({ type: 'urn:voucher:error:overloaded', title: 'The server is busy',
+          status: 503, detail: 'busy', code: 'overloaded' }),
+      });
+    } else {
+      await route.continue();
+    }
+  });
   await page.fill('#login-password', shared.firmPassword);
   await page.click('#login-form button[type=submit]');
+  await expectText(page.locator('#queueing'), '排队中，请稍候', 'queueing notice while shed');
+  await shot(page, '02-portal-queueing-375');
   await page.locator('#view-home').waitFor({ state: 'visible' });
+  await page.unroute('**/api/portal/sessions');
+  assert(shed === 2, `the login should have been sent twice, was sent ${shed} times`);
+  assert(await page.locator('#queueing').isHidden(), 'the queueing notice goes away once answered');
   await expectText(page.locator('#eligibility'), '✓ 符合申领条件', 'eligibility after login');
   await expectText(page.locator('#cap-remaining'), '¥50,000.00', 'remaining cap after login');
   await expectText(page.locator('#me-card'), '全区剩余 2,000 个名额', 'quota left');

@@ -383,6 +383,7 @@ async fn storm_run(addr: String, firms: u32, clients: usize) -> anyhow::Result<(
         }
         tally.transport_errors += t.transport_errors;
         tally.reconnects += t.reconnects;
+        tally.gave_up += t.gave_up;
         for (k, v) in o {
             *outcomes.entry(k).or_default() += v;
         }
@@ -402,7 +403,7 @@ async fn storm_run(addr: String, firms: u32, clients: usize) -> anyhow::Result<(
             "firms": firms, "clients": clients, "admitted": admitted,
             "final_claim_answers": outcomes, "answers": tally.statuses,
             "transport_errors": tally.transport_errors + registration.transport_errors,
-            "reconnects": tally.reconnects, "seconds": elapsed,
+            "reconnects": tally.reconnects, "gave_up": tally.gave_up, "seconds": elapsed,
             "p50_ms": storm::percentile(&latencies, 0.50), "p99_ms": storm::percentile(&latencies, 0.99),
             "argon2_ms": argon2 * 1000.0, "cores": cores,
             "ideal_seconds": f64::from(firms) * argon2 / cores as f64,
@@ -519,7 +520,7 @@ async fn normal_client(
     latencies.sort();
     Ok(
         serde_json::json!({"cycles": latencies.len(), "final_answers": outcomes, "answers": tally.statuses,
-        "transport_errors": tally.transport_errors,
+        "transport_errors": tally.transport_errors, "gave_up": tally.gave_up,
         "p50_ms": storm::percentile(&latencies, 0.5), "max_ms": storm::percentile(&latencies, 1.0)}),
     )
 }

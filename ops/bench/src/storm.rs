@@ -121,7 +121,12 @@ pub struct Tally {
     pub statuses: BTreeMap<String, u64>,
     pub transport_errors: u64,
     pub reconnects: u64,
+    /// Requests still refused (429/503) after [`GIVE_UP`] of retrying.
+    pub gave_up: u64,
 }
+
+/// How long a client keeps retrying one request before it gives up (the portal's budget).
+pub const GIVE_UP: Duration = Duration::from_secs(180);
 
 impl Tally {
     fn count(&mut self, what: &str, answer: &Answer) {
@@ -142,6 +147,7 @@ impl Tally {
         }
         self.transport_errors += other.transport_errors;
         self.reconnects += other.reconnects;
+        self.gave_up += other.gave_up;
     }
 }
 
@@ -158,10 +164,15 @@ pub async fn until_answered(
     forwarded_for: &str,
     body: &Value,
 ) -> Option<Answer> {
+    let started = Instant::now();
     loop {
         match conn.json(method, path, token, forwarded_for, body).await {
             Ok(answer) => {
                 tally.count(what, &answer);
+                if (answer.status == 429 || answer.status == 503) && started.elapsed() > GIVE_UP {
+                    tally.gave_up += 1;
+                    return None;
+                }
                 if answer.status == 429 || answer.status == 503 {
                     let wait = answer.retry_after.unwrap_or(1).clamp(1, 60);
                     tokio::time::sleep(Duration::from_secs(wait)).await;
