@@ -201,7 +201,10 @@ pub async fn login(
         // Whether a USCC is registered is no secret (registering it again answers
         // already_registered), so an unknown one costs no hashing: a flood of made-up USCCs
         // cannot fill the hashing queue that real firms wait in. The attempt still counts.
-        None => (false, state.throttle.login(&state, &account, &client).await?),
+        None => (
+            false,
+            state.throttle.login(&state, &account, &client).await?,
+        ),
         Some(f) => {
             guard::counted_check(
                 &state,
