@@ -182,7 +182,7 @@ pub async fn login(
     State(state): State<AppState>,
     client: ClientAddr,
     Json(login): Json<FirmLogin>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     state
         .throttle
         .anonymous(&state, &client, "firm-login")
@@ -229,7 +229,10 @@ pub async fn login(
             .await?;
             tx.commit().await?;
             state.throttle.release(&state, attempt).await;
-            Ok(Json(auth::firm_session(&state, firm.id).await?))
+            Ok((
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(auth::firm_session(&state, firm.id).await?),
+            ))
         }
         _ => {
             let name: String = login.uscc.chars().take(32).collect();

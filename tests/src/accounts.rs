@@ -22,6 +22,7 @@ async fn firm_login(app: &TestApp, uscc: &str, password: &str) -> String {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     reply.json()["token"].as_str().unwrap().to_owned()
 }
 
