@@ -15,9 +15,9 @@ pub const FIRM_PASSWORD: &str = "demo-firm-pass";
 
 /// The bureau's demo colleagues: username, role, password.
 pub const DEMO_STAFF: [(&str, Role, &str); 3] = [
-    ("demo-reviewer", Role::Reviewer, "demo-reviewer-pass"),
-    ("demo-finance", Role::Finance, "demo-finance-pass"),
-    ("demo-finance2", Role::Finance, "demo-finance2-pass"),
+    ("demo-reviewer", Role::Reviewer, "willow-crane-5204"),
+    ("demo-finance", Role::Finance, "cedar-lantern-6391"),
+    ("demo-finance2", Role::Finance, "maple-harbour-2748"),
 ];
 
 fn uscc(registration: &str, organisation: &str) -> anyhow::Result<Uscc> {
