@@ -53,6 +53,8 @@ wait_for_port() {
 
 ensure_toolchain() {
     command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install a Rust toolchain (1.85 or newer) with rustup first"
+    cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
+    cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
     command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
 }
 

@@ -1,6 +1,7 @@
 //! `voucherd`: composes the parts into one server. The binary (`main.rs`) is a thin CLI over this.
 
 pub mod demo;
+pub mod openapi;
 pub mod rules_cli;
 pub mod web;
 
@@ -63,6 +64,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document `/openapi.json` serves: [`openapi`] with API.md's conventions applied to every
+/// operation ([`openapi::finish`]).
+pub fn openapi_json() -> serde_json::Value {
+    openapi::finish(serde_json::to_value(openapi()).unwrap_or_default())
+}
+
 /// The router of every part, with the shared middleware and the problem+json fallback.
 pub fn app(state: AppState) -> Router {
     app_with(state, Parts::ALL)
@@ -70,7 +77,7 @@ pub fn app(state: AppState) -> Router {
 
 /// The router of the chosen parts.
 pub fn app_with(state: AppState, parts: Parts) -> Router {
-    let spec: Arc<String> = Arc::new(openapi().to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let spec: Arc<String> = Arc::new(openapi_json().to_string());
     let mut router = http::public_router().with_state(state.clone()).route(
         "/openapi.json",
         get(move || {
@@ -114,6 +121,7 @@ pub fn with_edge(router: Router, state: AppState) -> Router {
             voucher_core::platform::limit_bad_keys,
         ))
         .layer(middleware::from_fn(http::request_deadline))
+        .layer(middleware::from_fn(http::no_store))
         .layer(middleware::from_fn(http::security_headers))
         .layer(middleware::from_fn_with_state(state, http::track_metrics))
 }

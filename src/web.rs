@@ -6,11 +6,12 @@
 //! With `VOUCHER_WEB_DIR` set, files are read from that directory on each request instead, so
 //! the pages can be edited without rebuilding.
 
-use axum::extract::Path;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use voucher_core::extract::Path;
+use voucher_core::ApiError;
 
 /// Every embedded file: (name under `web/`, content type, bytes).
 const FILES: &[(&str, &str, &str)] = &[
@@ -60,7 +61,7 @@ const CSP: &str =
 
 fn serve(name: &str) -> Response {
     let Some((_, content_type, embedded)) = FILES.iter().find(|(n, _, _)| *n == name) else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
+        return ApiError::not_found(format!("no page asset {name}")).into_response();
     };
     let body = match std::env::var_os("VOUCHER_WEB_DIR") {
         Some(dir) => match std::fs::read_to_string(std::path::Path::new(&dir).join(name)) {
@@ -95,7 +96,7 @@ pub fn router() -> Router {
                     "portal.js" | "portal.css" => serve(&format!("portal/{file}")),
                     "console.js" | "console.css" => serve(&format!("console/{file}")),
                     "common.js" => serve("common.js"),
-                    _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+                    _ => ApiError::not_found(format!("no page asset {file}")).into_response(),
                 }
             }),
         )

@@ -52,17 +52,7 @@ pub struct Registered {
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::validation(field, "is required"));
-    }
-    if trimmed.chars().count() > max {
-        return Err(ApiError::validation(
-            field,
-            format!("is longer than {max} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    voucher_core::text::required(field, value, max)
 }
 
 /// Registers a firm; eligibility is computed, not declared.
@@ -187,7 +177,12 @@ pub async fn login(
         .throttle
         .anonymous(&state, &client, "firm-login")
         .await?;
-    if login.uscc.chars().count() > MAX_LOGIN_NAME || login.password.len() > 1024 {
+    // Only a well-formed USCC can name an account: anything else (too long, a NUL, a wrong
+    // check digit) is refused here, before Redis, the database or argon2 see it.
+    if login.uscc.chars().count() > MAX_LOGIN_NAME
+        || Uscc::parse(&login.uscc).is_err()
+        || login.password.len() > 1024
+    {
         return Err(ApiError::unauthorized("the USCC or the password is wrong"));
     }
     let firm = sqlx::query!(

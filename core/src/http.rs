@@ -169,6 +169,20 @@ pub async fn limit_declared_body(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// `Cache-Control: no-store` on every answer of the API (`/api/`, `/v1/`): session tokens, API
+/// keys, codes, voucher tokens and their QR images must never sit in a cache (API.md), and the
+/// other answers are live balances and states that a cache would only make stale.
+pub async fn no_store(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/") || req.uri().path().starts_with("/v1/");
+    let mut response = next.run(req).await;
+    if api {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
 /// Headers every response carries.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;

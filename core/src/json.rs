@@ -100,12 +100,14 @@ fn has_json_content_type(req: &Request) -> bool {
 /// Deserialises a body, sorting failures into 400 (not JSON, or not a JSON object: every request
 /// body of the API is one) and 422 (an object of the wrong shape, naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::new(
-            ErrorCode::MalformedRequest,
-            format!("the body is not valid JSON: {err}"),
-        )
-    })?;
+    let value: serde_json::Value = serde_json::from_slice::<Strict>(bytes)
+        .map(|strict| strict.0)
+        .map_err(|err| {
+            ApiError::new(
+                ErrorCode::MalformedRequest,
+                format!("the body is not valid JSON: {err}"),
+            )
+        })?;
     if !value.is_object() {
         return Err(ApiError::new(
             ErrorCode::MalformedRequest,
@@ -124,7 +126,85 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn missing_field_name(message: &str) -> Option<&str> {
+/// A JSON value read with every object's keys checked: a key given twice is an error (API.md:
+/// "a JSON object with the same key twice" is malformed), where serde_json keeps the last.
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if object.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "the key \"{key}\" is given twice"
+                )));
+            }
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
+/// The field a serde "missing field" message names.
+pub(crate) fn missing_field_name(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
 
@@ -139,5 +219,29 @@ fn strip_position(message: &str) -> String {
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[expect(dead_code, reason = "only parsed")]
+        a: serde_json::Value,
+    }
+
+    #[test]
+    fn a_key_given_twice_is_malformed_at_any_depth() {
+        for body in [
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"a": {"b": 1, "b": 1}}"#,
+            r#"{"a": [{"c": true, "c": false}]}"#,
+        ] {
+            let err = parse_json::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::MalformedRequest, "{body}");
+        }
+        assert!(parse_json::<Body>(br#"{"a": {"b": [1, 2.5, null, "x"]}}"#).is_ok());
     }
 }

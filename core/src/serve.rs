@@ -1,8 +1,8 @@
 //! The HTTP edge: the accept loop with a connection cap and header-read timeout, in place of
 //! `axum::serve`, which has neither.
 //!
-//! Each connection costs a task, its socket and hyper's buffers (at most [`MAX_BUF`] while
-//! headers arrive); [`EdgeLimits::max_connections`] bounds how many exist, so the memory of
+//! Each connection costs a task and its socket, and once it has sent a byte hyper's buffers (at
+//! most [`MAX_BUF`] to read, 8 KiB to write); [`EdgeLimits::max_connections`] bounds how many exist, so the memory of
 //! idle or slow clients is bounded too. A client that sends no complete request head within
 //! [`EdgeLimits::header_read_timeout`] (an idle keep-alive included) is disconnected. A
 //! connection past the cap is answered at once with 503 `overloaded` and closed, without a task.
@@ -102,6 +102,13 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // Hand the socket to hyper only once the client has sent something: hyper gives every
+    // connection its read and write buffers (16 KiB) up front, and thousands of connections
+    // that never send a byte should cost no more than their socket and this task.
+    match tokio::time::timeout(limits.header_read_timeout, stream.readable()).await {
+        Ok(Ok(())) => {}
+        _ => return,
+    }
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();

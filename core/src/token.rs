@@ -67,6 +67,15 @@ pub fn sign(keys: &KeySet, claims: &VoucherClaims) -> anyhow::Result<(String, St
 
 /// Verifies signature, algorithm, key and expiry (`now` in Unix seconds).
 pub fn verify(keys: &KeySet, token: &str, now: i64) -> Result<VoucherClaims, TokenError> {
+    verify_naming_key(keys, token, now).map(|(claims, _)| claims)
+}
+
+/// [`verify`], also naming the key that signed the token.
+fn verify_naming_key(
+    keys: &KeySet,
+    token: &str,
+    now: i64,
+) -> Result<(VoucherClaims, String), TokenError> {
     // Read `alg` first ourselves: a header naming an algorithm the JOSE library does not even
     // know (`none`) is an algorithm refusal, not a parse error.
     let header_b64 = token.split('.').next().unwrap_or_default();
@@ -101,7 +110,7 @@ pub fn verify(keys: &KeySet, token: &str, now: i64) -> Result<VoucherClaims, Tok
     if data.claims.exp <= now {
         return Err(TokenError::Expired);
     }
-    Ok(data.claims)
+    Ok((data.claims, kid))
 }
 
 /// One public key in JWKS form (RFC 8037).
@@ -144,10 +153,21 @@ pub fn jwk(keys: &KeySet, kid: &str) -> Option<Jwk> {
 /// Tokens whose signature this process has already checked, so a voucher presented bill after
 /// bill is verified once (Ed25519 is most of a redemption's CPU in the server). The key is the
 /// whole token text, so a token differing in any byte is verified afresh; expiry is checked on
-/// every use. Bounded: when full it is emptied and refills with what is in use.
+/// every use, and so is the signing key: an entry counts only while the key set still holds
+/// the key that verified it (same id, same public key), so removing or replacing a key
+/// invalidates everything it verified. Bounded: when full it is emptied and refills with what
+/// is in use.
 #[derive(Clone, Default)]
 pub struct VerifiedTokens {
-    inner: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, VoucherClaims>>>,
+    inner: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Verified>>>,
+}
+
+/// A verified token: its claims and the key that verified it.
+#[derive(Clone)]
+struct Verified {
+    claims: VoucherClaims,
+    kid: String,
+    public: Vec<u8>,
 }
 
 /// How many verified tokens a process remembers (each ~1 KiB with its claims: ~10 MiB at most).
@@ -166,16 +186,33 @@ impl VerifiedTokens {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(token)
-            .cloned();
+            .cloned()
+            .filter(|v| {
+                keys.keys
+                    .get(&v.kid)
+                    .is_some_and(|key| key.public == v.public)
+            });
         let claims = match known {
-            Some(claims) => claims,
+            Some(verified) => verified.claims,
             None => {
-                let claims = verify(keys, token, now)?;
+                let (claims, kid) = verify_naming_key(keys, token, now)?;
+                let public = keys
+                    .keys
+                    .get(&kid)
+                    .map(|key| key.public.clone())
+                    .ok_or(TokenError::UnknownKey)?;
                 let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 if map.len() >= VERIFIED_CAPACITY {
                     map.clear();
                 }
-                map.insert(token.to_owned(), claims.clone());
+                map.insert(
+                    token.to_owned(),
+                    Verified {
+                        claims: claims.clone(),
+                        kid,
+                        public,
+                    },
+                );
                 claims
             }
         };
@@ -222,6 +259,32 @@ mod tests {
         let mut altered = token.clone();
         altered.push('A');
         assert!(cache.verify(&keys, &altered, 10).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn removing_the_key_invalidates_what_it_verified() {
+        let dir = std::env::temp_dir().join(format!("voucher-token-test-{}", Uuid::new_v4()));
+        let ring = crate::keys::KeyRing::open(&dir).unwrap();
+        let old = ring.get();
+        let (token, kid) = sign(&old, &claims(1_000)).unwrap();
+        let cache = VerifiedTokens::default();
+        assert!(cache.verify(&old, &token, 10).is_ok());
+        ring.rotate().unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap().to_string_lossy().contains(&kid) {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        ring.reload().unwrap();
+        let without = ring.get();
+        assert!(!without.keys.contains_key(&kid));
+        assert_eq!(
+            cache.verify(&without, &token, 10),
+            Err(TokenError::UnknownKey),
+            "remembered, but its key is gone"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

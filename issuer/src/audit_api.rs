@@ -1,14 +1,16 @@
 //! The audit log for the bureau, and the public JWKS.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use voucher_core::audit::{self, Entry, Verification};
 use voucher_core::auth::BureauSession;
+use voucher_core::extract::Query;
 use voucher_core::token::{self, Jwks};
 use voucher_core::{ApiError, AppState, Json};
 
 /// Paging through the log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries after this seq (default 0).
     pub after: Option<i64>,

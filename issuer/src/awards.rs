@@ -1,7 +1,7 @@
 //! The award register: a reviewer records an award under one measure with the evaluation that
 //! justified it; Postgres decides the annual quota and the facts the register knows itself.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use voucher_core::audit;
 use voucher_core::auth::{BureauSession, Role};
 use voucher_core::error::is_constraint;
+use voucher_core::extract::Query;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money, Uscc};
 
 use crate::rules_api::{evaluate_measure, parse_date, TraceStep};
@@ -79,6 +80,7 @@ pub struct Award {
 
 /// Which awards to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AwardsQuery {
     /// The quota year, e.g. `2022`.
     pub year: Option<String>,

@@ -1,12 +1,13 @@
 //! Program years: the parameters of each year's voucher program and its quota counter.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use voucher_core::audit;
 use voucher_core::auth::{BureauSession, Role};
 use voucher_core::error::is_constraint;
+use voucher_core::extract::Path;
 use voucher_core::state::SHANGHAI;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money, Rate};
 

@@ -1,12 +1,13 @@
 //! QR codes of a voucher's token, as SVG and PNG, large enough to scan from a phone screen.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 use uuid::Uuid;
 use voucher_core::auth::FirmSession;
+use voucher_core::extract::Path;
 use voucher_core::{ApiError, AppState};
 
 use crate::vouchers;
@@ -68,10 +69,7 @@ fn image(content_type: &'static str, body: impl IntoResponse) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=3600"),
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
     )

@@ -7,12 +7,12 @@
 //! one-time rule of 十(1) revised) and whether the measure's annual quota still has room, which
 //! one conditional update on `award_counts` decides so that concurrent awards never pass it.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::macros::format_description;
 use time::Date;
 use voucher_core::auth::BureauSession;
+use voucher_core::extract::Query;
 use voucher_core::{ApiError, AppState, Json, Money};
 
 /// A measure in force on a date (`GET /api/rules/measures`).
@@ -30,6 +30,7 @@ pub struct Measure {
 
 /// The date the measures are asked for.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeasuresQuery {
     /// `YYYY-MM-DD`; the policy version in force on it applies.
     pub date: Option<String>,
@@ -82,8 +83,12 @@ pub struct Evaluation {
 /// Parses a `YYYY-MM-DD` date, refusing anything else as `validation_failed` on `field`.
 pub(crate) fn parse_date(field: &str, text: Option<&str>) -> Result<Date, ApiError> {
     let text = text.ok_or_else(|| ApiError::validation(field, "is required (YYYY-MM-DD)"))?;
-    Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| ApiError::validation(field, "must be a date written YYYY-MM-DD"))
+    voucher_core::calendar::parse_date(text).ok_or_else(|| {
+        ApiError::validation(
+            field,
+            "must be a date written YYYY-MM-DD with a year from 2000 to 2100",
+        )
+    })
 }
 
 /// Evaluates with the catalogue and renders the answer. Unknown measures and measures not in

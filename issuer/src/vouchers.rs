@@ -5,7 +5,7 @@
 //! guards), and takes a quota slot with a conditional update as its last statement, so the
 //! program row is held only for the commit. No interleaving admits more firms than the quota.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::FirmSession;
 use voucher_core::error::is_constraint;
+use voucher_core::extract::Path;
 use voucher_core::ledger::{self, Account, Kind, Posting};
 use voucher_core::state::SHANGHAI;
 use voucher_core::token::{self, VoucherClaims};

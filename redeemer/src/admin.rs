@@ -1,12 +1,13 @@
 //! The bureau's side of platforms: registering them and issuing, listing and revoking keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::{BureauSession, Role};
+use voucher_core::extract::Path;
 use voucher_core::platform::generate_key;
 use voucher_core::{ApiError, AppState, Json, Uscc};
 

@@ -26,15 +26,12 @@ pub async fn register(
     name: &str,
     uscc: &Uscc,
 ) -> Result<Platform, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::validation("name", "must be 1 to 200 characters"));
-    }
+    let name = voucher_core::text::required("name", name, 200)?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query!(
         r#"insert into platforms (id, name, uscc) values ($1, $2, $3)"#,
         id,
-        name,
+        &name,
         uscc.as_str()
     )
     .execute(&mut *conn)

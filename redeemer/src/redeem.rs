@@ -1,6 +1,6 @@
 //! The platform API: verify, redeem, list, reverse (SPEC §2, "Redemption").
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,8 +10,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::error::is_constraint;
+use voucher_core::extract::{Path, Query};
 use voucher_core::ledger::{self, Account, Kind, Posting};
 use voucher_core::platform::{self, PlatformCredential, PlatformKey};
+use voucher_core::text;
 use voucher_core::token::TokenError;
 use voucher_core::vouchers::effective_status;
 use voucher_core::{code, ApiError, AppState, ErrorCode, Json, Money};
@@ -253,19 +255,21 @@ pub struct Redemption {
     pub billing_period: Option<String>,
 }
 
-fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
-    let n = value.chars().count();
-    if n == 0 || n > 64 || value.trim() != value || value.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            field,
-            "must be 1 to 64 characters without surrounding spaces",
-        ));
+/// An invoice or contract number as uniqueness sees it: clean text (API.md's text rules), then
+/// [`text::reference_key`] (NFKC, invisible characters removed, dashes unified), 1 to 64
+/// characters. What is stored and compared is this form, so look-alikes are one invoice.
+fn reference(field: &str, value: &str) -> Result<String, ApiError> {
+    let key = text::reference_key(&text::required(field, value, 64)?);
+    let n = key.chars().count();
+    if n == 0 || n > 64 {
+        return Err(ApiError::validation(field, "must be 1 to 64 characters"));
     }
-    Ok(())
+    Ok(key)
 }
 
-fn check_request(request: &RedemptionRequest) -> Result<(), ApiError> {
-    check_text("invoice_no", &request.invoice_no)?;
+/// The request checked and its numbers normalised, before its fingerprint is taken.
+fn normalise_request(mut request: RedemptionRequest) -> Result<RedemptionRequest, ApiError> {
+    request.invoice_no = reference("invoice_no", &request.invoice_no)?;
     if request.bill_amount.is_zero() {
         return Err(ApiError::validation(
             "bill_amount",
@@ -273,20 +277,17 @@ fn check_request(request: &RedemptionRequest) -> Result<(), ApiError> {
         ));
     }
     if let Some(contract) = &request.contract_no {
-        check_text("contract_no", contract)?;
+        request.contract_no = Some(reference("contract_no", contract)?);
     }
     if let Some(period) = &request.billing_period {
-        let ok = period.len() == 7
-            && period.as_bytes()[4] == b'-'
-            && period[..4].bytes().all(|b| b.is_ascii_digit())
-            && period[5..]
-                .parse::<u8>()
-                .is_ok_and(|m| (1..=12).contains(&m));
-        if !ok {
-            return Err(ApiError::validation("billing_period", "must be YYYY-MM"));
+        if voucher_core::calendar::parse_month(period).is_none() {
+            return Err(ApiError::validation(
+                "billing_period",
+                "must be YYYY-MM with a year from 2000 to 2100",
+            ));
         }
     }
-    Ok(())
+    Ok(request)
 }
 
 fn outcome_error(outcome: &str, detail: String) -> ApiError {
@@ -329,7 +330,7 @@ pub async fn redeem(
     IdempotencyKey(idempotency_key): IdempotencyKey,
     Json(request): Json<RedemptionRequest>,
 ) -> Result<Response, ApiError> {
-    check_request(&request)?;
+    let request = normalise_request(request)?;
     let canonical = serde_json::to_vec(&request).map_err(anyhow::Error::from)?;
     let mut fingerprint_input = b"POST /v1/redemptions\n".to_vec();
     fingerprint_input.extend_from_slice(&canonical);
@@ -424,9 +425,15 @@ pub async fn redeem(
 
 /// Which month.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM`, Asia/Shanghai.
     pub month: Option<String>,
+    /// Rows per page, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// From the previous page's `Link: rel="next"`.
+    pub cursor: Option<String>,
 }
 
 /// Parses the `month` query parameter into the month's bounds in Asia/Shanghai.
@@ -456,17 +463,24 @@ pub async fn list(
     State(state): State<AppState>,
     key: PlatformKey,
     Query(q): Query<MonthQuery>,
-) -> Result<Json<Vec<ListedRedemption>>, ApiError> {
+    page: voucher_core::page::Page,
+) -> Result<(axum::http::HeaderMap, Json<Vec<ListedRedemption>>), ApiError> {
     let (from, to) = month_bounds(q.month.as_deref())?;
+    let (after_at, after_id) = page.after_or_start();
     let rows = sqlx::query!(
         r#"select id, voucher_id, invoice_no, bill_amount, discount, voucher_remaining_after, status,
                   created_at, contract_no, billing_period, reversed_at, reversal_reason
            from redemptions
            where platform_id = $1 and created_at >= $2 and created_at < $3
-           order by created_at, id"#,
+             and (created_at, id) > ($4, $5)
+           order by created_at, id
+           limit $6"#,
         key.platform_id,
         from,
-        to
+        to,
+        after_at,
+        after_id,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
@@ -493,7 +507,8 @@ pub async fn list(
             reversal_reason: r.reversal_reason,
         });
     }
-    Ok(Json(out))
+    let headers = page.finish(&mut out, |r| (r.redemption.created_at, r.redemption.id));
+    Ok((headers, Json(out)))
 }
 
 /// Why an invoice was voided.
@@ -517,13 +532,7 @@ pub async fn reverse(
     Path(id): Path<Uuid>,
     Json(request): Json<ReversalRequest>,
 ) -> Result<Json<Redemption>, ApiError> {
-    let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::validation(
-            "reason",
-            "must be 1 to 500 characters",
-        ));
-    }
+    let reason = text::required("reason", &request.reason, 500)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let reversed = sqlx::query!(

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use voucher_core::auth::{BureauSession, Role};
+use voucher_core::extract::{Path, Query};
 use voucher_core::json::read_body;
 use voucher_core::platform::PlatformKey;
 use voucher_core::state::SHANGHAI;
@@ -49,8 +50,9 @@ pub async fn run(
     let date = business_date(&state, &request.business_date)?;
     // The run is a task of its own, which the request only waits for: a client that goes away
     // (a proxy timeout shorter than a run) does not cancel it half-way.
-    let db = state.db.clone();
-    let run = tokio::spawn(async move { job::run_steps(&db, date, None, &|_, _| {}).await });
+    let (db, now) = (state.db.clone(), state.clock.now());
+    let run =
+        tokio::spawn(async move { job::run_steps_at(&db, date, now, None, &|_, _| {}).await });
     let outcome = run
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("the settlement task failed: {e}")))?;
@@ -160,6 +162,7 @@ pub async fn close(
 
 /// Which month.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM`.
     pub month: Option<String>,
@@ -440,6 +443,7 @@ pub async fn reconcile_upload(
 
 /// Which year.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct YearQuery {
     /// Calendar year.
     pub year: Option<i32>,

@@ -53,13 +53,15 @@ pub fn day_bounds(date: Date) -> (OffsetDateTime, OffsetDateTime) {
     (start, start + time::Duration::days(1))
 }
 
-/// Parses `YYYY-MM-DD`.
-pub fn parse_business_date(text: &str) -> Result<Date, time::error::Parse> {
-    Date::parse(
-        text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
+/// Parses `YYYY-MM-DD` with a year from 2000 to 2100 (API.md).
+pub fn parse_business_date(text: &str) -> Result<Date, BadDate> {
+    voucher_core::calendar::parse_date(text).ok_or(BadDate)
 }
+
+/// A business date that is not `YYYY-MM-DD` with a year from 2000 to 2100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected YYYY-MM-DD with a year from 2000 to 2100")]
+pub struct BadDate;
 
 /// Another run holds the settlement lock: this one did nothing. The API answers it with 409
 /// `invalid_transition` at once; the nightly job on another replica skips.
@@ -88,6 +90,19 @@ pub async fn run_steps(
     stop_after: Option<usize>,
     progress: &(dyn Fn(usize, &str) + Sync),
 ) -> anyhow::Result<Option<Report>> {
+    run_steps_at(pool, date, OffsetDateTime::now_utc(), stop_after, progress).await
+}
+
+/// [`run_steps`] with the time taken as `now`. For a business day that has not ended by then
+/// (API.md), the run reconciles what exists so far and lapses or expires only what is due by
+/// `now`, dating its movements `now`; for an ended day `now` changes nothing.
+pub async fn run_steps_at(
+    pool: &PgPool,
+    date: Date,
+    now: OffsetDateTime,
+    stop_after: Option<usize>,
+    progress: &(dyn Fn(usize, &str) + Sync),
+) -> anyhow::Result<Option<Report>> {
     let mut lock_conn = pool.acquire().await?.detach();
     let locked = sqlx::query_scalar!(
         r#"select pg_try_advisory_lock($1) as "locked!""#,
@@ -99,7 +114,7 @@ pub async fn run_steps(
         let _ = lock_conn.close().await;
         return Err(InProgress.into());
     }
-    let result = steps(pool, date, stop_after, progress).await;
+    let result = steps(pool, date, now, stop_after, progress).await;
     // Unlocked explicitly, so a run right after this one finds the lock free (the server ends a
     // closed session a moment after the client lets go); closing ends the session all the same.
     let unlocked = sqlx::query_scalar!(
@@ -118,12 +133,21 @@ pub async fn run_steps(
 async fn steps(
     pool: &PgPool,
     date: Date,
+    now: OffsetDateTime,
     stop_after: Option<usize>,
     progress: &(dyn Fn(usize, &str) + Sync),
 ) -> anyhow::Result<Option<Report>> {
-    let (start, cutoff) = day_bounds(date);
-    // Movements the job makes are dated at the very end of the business day they close.
-    let end_of_day = cutoff - time::Duration::microseconds(1);
+    let (start, day_end) = day_bounds(date);
+    // A day that has not ended is settled as far as it has gone: nothing due later today (a
+    // voucher lapsing this evening, every voucher on Dec 31) is touched early.
+    let cutoff = day_end.min(now.max(start));
+    // Movements the job makes are dated at the very end of the business day they close (or now,
+    // for a day still running).
+    let end_of_day = if cutoff < day_end {
+        cutoff
+    } else {
+        cutoff - time::Duration::microseconds(1)
+    };
     let stop = stop_after.unwrap_or(STEPS.len());
     let mut invariants = Vec::new();
     for (i, name) in STEPS.iter().enumerate() {

@@ -38,7 +38,7 @@ fn finding(name: &str, checked: i64, what: &str, offenders: Vec<String>) -> Inva
 }
 
 /// The names of the invariants [`check`] reports, in its order.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "admitted_firms_are_holders",
     "admitted_firms_within_quota",
     "firm_granted_within_cap",
@@ -47,6 +47,7 @@ pub const NAMES: [&str; 9] = [
     "voucher_redeemed_within_face_value",
     "discount_within_rate",
     "redemptions_journaled",
+    "invoice_redeemed_once",
     "program_totals_match_journal",
 ];
 
@@ -335,6 +336,32 @@ async fn redemptions(
             .bad
             .into_iter()
             .map(|b| format!("no single journal entry for the {b}"))
+            .collect(),
+    ));
+
+    // Uniqueness is decided on the normalised number (reference_key, the same rule as the
+    // server's); rows stored before it, or written behind the system's back, are caught here.
+    let invoices = sqlx::query!(
+        r#"select count(*) as "checked!",
+                  coalesce(array_agg(d.id::text || ' (invoice ' || d.invoice_no || ')') filter (where exists (
+                      select 1 from redemptions x
+                      where x.platform_id = d.platform_id and x.id <> d.id
+                        and reference_key(x.invoice_no) = reference_key(d.invoice_no))), '{}') as "bad!"
+           from redemptions d
+           where d.created_at >= $1 and d.created_at < $2"#,
+        start,
+        cutoff
+    )
+    .fetch_one(pool)
+    .await?;
+    out.push(finding(
+        "invoice_redeemed_once",
+        invoices.checked,
+        "redemptions of the day",
+        invoices
+            .bad
+            .into_iter()
+            .map(|b| format!("redemption {b} shares its normalised invoice number with another"))
             .collect(),
     ));
     Ok(())

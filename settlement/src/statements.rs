@@ -205,13 +205,8 @@ pub async fn pay(
     actor: &Actor,
     at: OffsetDateTime,
 ) -> Result<(), ApiError> {
-    let reference = reference.trim();
-    if reference.is_empty() || reference.chars().count() > 100 {
-        return Err(ApiError::validation(
-            "reference",
-            "must be 1 to 100 characters",
-        ));
-    }
+    let reference = voucher_core::text::required("reference", reference, 100)?;
+    let reference = reference.as_str();
     let mut tx = pool.begin().await?;
     let actor_label = actor.label();
     let paid = sqlx::query!(

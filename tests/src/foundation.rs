@@ -239,10 +239,42 @@ async fn public_endpoints_answer(pool: PgPool) {
             "{method} {path} missing from /openapi.json"
         );
     }
-    assert_eq!(
-        spec["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
+    for scheme in ["firm_session", "staff_session", "platform_key"] {
+        assert_eq!(
+            spec["components"]["securitySchemes"][scheme]["scheme"],
+            "bearer"
+        );
+    }
+    // Every error an operation documents is a problem; ids are unique (finish() asserts it).
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            if operation.get("security").is_some() {
+                assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+            }
+        }
+    }
+    // Every path parameter is in its path's template; everything else is a query parameter.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for param in operation["parameters"].as_array().into_iter().flatten() {
+                let name = param["name"].as_str().unwrap();
+                if param["in"] == "path" {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name} is declared in the path but is not in it"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]

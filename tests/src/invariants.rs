@@ -247,6 +247,21 @@ async fn a_redemption_without_its_entry_is_reported_by_redemptions_journaled(poo
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn a_look_alike_invoice_is_reported_by_invoice_redeemed_once(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let day = day(&app).await;
+    // The other redemption's invoice becomes "D-0" with a non-breaking hyphen and a zero-width
+    // space: a different string to the table's unique constraint, the same invoice to the rule.
+    forge(
+        &pool,
+        "update redemptions set invoice_no = E'D\\u20110\\u200b' where id <> $1",
+        &[day.redemption_a],
+    )
+    .await;
+    assert_reported(&run(&pool).await, "invoice_redeemed_once", "D-0");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
 async fn a_firm_total_off_the_journal_is_reported_by_program_totals_match_journal(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let d = day(&app).await;

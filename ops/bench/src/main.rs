@@ -70,6 +70,9 @@ enum Command {
         idle: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// The server's pid, to read its peak RSS after each phase.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// Registers and logs in --firms firms, then reads `GET /api/portal/me` with their sessions
     /// over --clients connections for --seconds; prints a JSON line (what checking each
@@ -130,7 +133,8 @@ async fn main() -> anyhow::Result<()> {
             attackers,
             idle,
             seconds,
-        } => abuse_run(addr, attackers, idle, seconds).await,
+            pid,
+        } => abuse_run(addr, attackers, idle, seconds, pid).await,
         Command::Portal {
             addr,
             firms,
@@ -510,11 +514,20 @@ async fn portal_run(addr: String, firms: u32, clients: usize, seconds: u64) -> a
     Ok(())
 }
 
+/// The peak RSS of process `pid` so far, in MiB (VmHWM).
+fn peak_rss_mib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
 async fn abuse_run(
     addr: String,
     attackers: usize,
     idle: usize,
     seconds: u64,
+    pid: Option<u32>,
 ) -> anyhow::Result<()> {
     let platform = first_platform().await?.to_string();
     let normal: u32 = 0x1_fff0;
@@ -553,7 +566,7 @@ async fn abuse_run(
     }
     println!(
         "{}",
-        serde_json::json!({"phase": "failed logins", "attackers": attackers, "seconds": seconds, "normal_client": failed_logins})
+        serde_json::json!({"phase": "failed logins", "attackers": attackers, "seconds": seconds, "normal_client": failed_logins, "peak_rss_mib": peak_rss_mib(pid)})
     );
     // Phase 2: connections that never send a request, reopened whenever the server drops one.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -587,7 +600,7 @@ async fn abuse_run(
     }
     println!(
         "{}",
-        serde_json::json!({"phase": "idle connections", "idle": idle, "connections_opened": opened.load(Ordering::Relaxed), "seconds": seconds, "normal_client": idle_phase})
+        serde_json::json!({"phase": "idle connections", "idle": idle, "connections_opened": opened.load(Ordering::Relaxed), "seconds": seconds, "normal_client": idle_phase, "peak_rss_mib": peak_rss_mib(pid)})
     );
     Ok(())
 }

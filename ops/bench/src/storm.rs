@@ -206,21 +206,7 @@ pub async fn register(addr: &str, firms: u32, clients: usize) -> anyhow::Result<
                 if i >= firms {
                     break;
                 }
-                let body = json!({"uscc": uscc(i)?, "name": format!("开业测试制造{i}号有限公司"),
-                    "industry_code": "C3911", "district": "宝安区", "contact_name": "王五",
-                    "contact_phone": "13800000000", "password": PASSWORD});
-                let answer = until_answered(
-                    &mut conn,
-                    &mut tally,
-                    "register",
-                    "POST",
-                    "/api/portal/firms",
-                    None,
-                    &address(i),
-                    &body,
-                )
-                .await;
-                if let Some(a) = answer {
+                if let Some(a) = register_with(&mut conn, &mut tally, i).await? {
                     anyhow::ensure!(
                         a.status == 201 || a.status == 409,
                         "registration answered {}: {}",
@@ -240,25 +226,35 @@ pub async fn register(addr: &str, firms: u32, clients: usize) -> anyhow::Result<
     Ok(tally)
 }
 
-/// Registers firm `i` alone; its final status.
-pub async fn register_one(addr: &str, i: u32) -> anyhow::Result<u16> {
-    let mut conn = Conn::new(addr);
-    let mut tally = Tally::default();
-    let body = json!({"uscc": uscc(i)?, "name": "正常测试制造有限公司",
+/// Registers firm `i` on `conn`, retrying as the portal does; the final answer.
+async fn register_with(
+    conn: &mut Conn,
+    tally: &mut Tally,
+    i: u32,
+) -> anyhow::Result<Option<Answer>> {
+    let body = json!({"uscc": uscc(i)?, "name": format!("开业测试制造{i}号有限公司"),
         "industry_code": "C3911", "district": "宝安区", "contact_name": "王五",
         "contact_phone": "13800000000", "password": PASSWORD});
-    let answer = until_answered(
-        &mut conn,
-        &mut tally,
+    let path = "/api/portal/firms";
+    Ok(until_answered(
+        conn,
+        tally,
         "register",
         "POST",
-        "/api/portal/firms",
+        path,
         None,
         &address(i),
         &body,
     )
-    .await;
-    answer
+    .await)
+}
+
+/// Registers firm `i` alone; its final status.
+pub async fn register_one(addr: &str, i: u32) -> anyhow::Result<u16> {
+    let mut conn = Conn::new(addr);
+    let mut tally = Tally::default();
+    register_with(&mut conn, &mut tally, i)
+        .await?
         .map(|a| a.status)
         .ok_or_else(|| anyhow::anyhow!("registration failed in transport"))
 }
