@@ -1,14 +1,24 @@
-//! The demo data set `ops/up` loads: two platforms and three firms (two eligible), with
-//! synthetic USCCs that pass both check digits but belong to no real firm. Loading twice
-//! changes nothing.
+//! The demo data set `ops/up` loads: two platforms, three firms (two eligible), with synthetic
+//! USCCs that pass both check digits but belong to no real firm, and the bureau's demo
+//! colleagues (a reviewer and two finance officers, two because the one who approves a
+//! statement may not pay it). Loading twice changes nothing.
 
 use sqlx::PgPool;
+use voucher_accounts::firms::{self, Registration};
+use voucher_accounts::staff::{create_with_password, CreateStaffError};
 use voucher_core::audit::Actor;
+use voucher_core::auth::Role;
 use voucher_core::{ErrorCode, Uscc};
-use voucher_issuer::firms::{self, Registration};
 
 /// The demo firms' password.
 pub const FIRM_PASSWORD: &str = "demo-firm-pass";
+
+/// The bureau's demo colleagues: username, role, password.
+pub const DEMO_STAFF: [(&str, Role, &str); 3] = [
+    ("demo-reviewer", Role::Reviewer, "willow-crane-5204"),
+    ("demo-finance", Role::Finance, "cedar-lantern-6391"),
+    ("demo-finance2", Role::Finance, "maple-harbour-2748"),
+];
 
 fn uscc(registration: &str, organisation: &str) -> anyhow::Result<Uscc> {
     Uscc::with_check_digits(registration, organisation)
@@ -83,5 +93,23 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<String> {
             }
         ));
     }
+    for (username, role, password) in DEMO_STAFF {
+        match create_with_password(pool, &Actor::System, username, password.to_owned(), role).await
+        {
+            Ok(_) | Err(CreateStaffError::Taken) => {}
+            Err(e) => anyhow::bail!("demo staff {username}: {e}"),
+        }
+        lines.push(format!(
+            "  bureau {}: {username} / {password}",
+            role.as_str()
+        ));
+    }
+    lines.push(
+        "  admin and finance enrol a second factor at their first login: the console shows a QR \
+         code; scan it with an authenticator app (Google Authenticator, Microsoft Authenticator, \
+         FreeOTP, ...) and give its 6-digit code at every later login. One finance officer \
+         approves a statement, the other records its payment."
+            .to_owned(),
+    );
     Ok(lines.join("\n"))
 }

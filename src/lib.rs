@@ -17,7 +17,7 @@ use voucher_core::{http, AppState};
 /// Which parts one server runs (SPEC §4: the platform API can be deployed apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
-    /// Firm portal, bureau staff, programs, audit.
+    /// Firm portal, bureau staff and sessions (accounts), programs, audit (issuer), the pages.
     pub issuer: bool,
     /// The platform API and platform administration.
     pub redeemer: bool,
@@ -37,6 +37,7 @@ impl Parts {
 /// The whole system's OpenAPI 3.1 document, merged from every part.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = http::PublicApi::openapi();
+    doc.merge(voucher_accounts::ApiDoc::openapi());
     doc.merge(voucher_issuer::ApiDoc::openapi());
     doc.merge(voucher_redeemer::ApiDoc::openapi());
     doc.merge(voucher_settlement::ApiDoc::openapi());
@@ -95,6 +96,7 @@ pub fn app_with(state: AppState, parts: Parts) -> Router {
     );
     if parts.issuer {
         router = router
+            .merge(voucher_accounts::router(state.clone()))
             .merge(voucher_issuer::router(state.clone()))
             .merge(web::router());
     }

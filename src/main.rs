@@ -52,7 +52,8 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Load the demo data set (idempotent): two platforms, three firms.
+    /// Load the demo data set (idempotent): two platforms, three firms, a reviewer and two
+    /// finance officers.
     Demo,
     /// The policy measures (rules module).
     Rules {
@@ -69,7 +70,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create a staff account; the password is read from standard input (first line).
+    /// Create a staff account with a password read from standard input (first line). This
+    /// bypasses activation codes (`POST /api/bureau/staff`): it is for operators at the
+    /// server; an admin or finance account still enrols its authenticator at its first login.
     Create {
         /// Username (3-64 of a-z, 0-9, '.', '_', '-').
         username: String,
@@ -153,9 +156,10 @@ async fn admin_create(username: &str, role: &str) -> anyhow::Result<ExitCode> {
     let pool = pool().await?;
     db::check_schema(&pool).await?;
     let actor = Actor::System;
-    let staff = voucher_issuer::staff::create_staff(&pool, &actor, username, password, role)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let staff =
+        voucher_accounts::staff::create_with_password(&pool, &actor, username, password, role)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "created {} ({}) id {}",
         staff.username,
@@ -266,7 +270,7 @@ async fn serve(parts: Vec<String>) -> anyhow::Result<ExitCode> {
     state.throttle.anon = config.anon_limits;
     state.trusted_proxies = config.trusted_proxies.clone();
     if let Some(admin) = &config.bootstrap_admin {
-        if voucher_issuer::staff::bootstrap_admin(&pool, admin).await? {
+        if voucher_accounts::staff::bootstrap_admin(&pool, admin).await? {
             tracing::info!(staff.username = %admin.username, "created the first admin from VOUCHER_BOOTSTRAP_ADMIN");
         }
     }

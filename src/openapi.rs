@@ -27,7 +27,11 @@ fn scheme_for(path: &str) -> Option<&'static str> {
 fn is_anonymous_limited(path: &str) -> bool {
     matches!(
         path,
-        "/api/portal/firms" | "/api/portal/sessions" | "/api/bureau/sessions"
+        "/api/portal/firms"
+            | "/api/portal/sessions"
+            | "/api/bureau/sessions"
+            | "/api/portal/password-reset"
+            | "/api/bureau/activation"
     )
 }
 

@@ -33,6 +33,8 @@
     rate_limited: '操作太频繁了，请稍后再试。',
     overloaded: '现在办理的人很多，系统正在排队处理，请稍候再试。',
     internal: '系统暂时出现故障，请稍后再试。',
+    otp_required: '请输入身份验证器上显示的 6 位动态验证码。',
+    separation_of_duties: '四眼原则：审核这张结算单的财务人员不能再登记它的付款，请由另一位财务同事办理。',
     network: '无法连接到服务器，请检查网络后重试。',
   };
 
@@ -45,6 +47,9 @@
     contact_name: ['联系人', '不能为空'],
     contact_phone: ['联系电话', '应为 5–20 位数字'],
     password: ['密码', '至少 10 个字符，且不能是常见密码、连续或重复的字符、日期或企业名称等容易被猜到的内容；建议用几个互不相关的词加数字组合'],
+    current_password: ['当前密码', '请输入现在使用的密码'],
+    code: ['重置码', '由区工信局热线提供，一次有效，24 小时内使用'],
+    activation_code: ['激活码', '由管理员提供，一次有效，72 小时内使用'],
     new_password: ['新密码', '至少 10 个字符，且不能是常见密码、连续或重复的字符、日期或企业名称等容易被猜到的内容；建议用几个互不相关的词加数字组合'],
     annual_fee: ['年服务费', '应为大于 0 的金额，最多两位小数'],
     platform_id: ['平台', '请选择一个平台'],
@@ -197,6 +202,24 @@
       },
       post(path, body, opts) {
         return client.request('POST', path, body, opts);
+      },
+      patch(path, body, opts) {
+        return client.request('PATCH', path, body, opts);
+      },
+      del(path, opts) {
+        return client.request('DELETE', path, undefined, opts);
+      },
+      // Ends the session on the server (the token stops working everywhere at once), then
+      // forgets it here; a session already ended or a network failure still forgets it.
+      async logout(path) {
+        if (client.token()) {
+          try {
+            await client.request('DELETE', path, undefined, { noRetry: true });
+          } catch (e) {
+            // Already ended, or unreachable: forgetting the token is all that is left to do.
+          }
+        }
+        client.clear();
       },
       // Fetches a binary resource with the token and resolves with a Blob of `type` (or the
       // response's own type).

@@ -17,6 +17,10 @@ pub enum ErrorCode {
     Forbidden,
     /// Voucher bound to another platform.
     WrongPlatform,
+    /// Staff login needs the one-time code of the account's authenticator.
+    OtpRequired,
+    /// The same person may not do both steps (approve and pay).
+    SeparationOfDuties,
     /// No such resource visible to the caller.
     NotFound,
     /// USCC or username exists.
@@ -64,8 +68,10 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::MalformedRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::WrongPlatform => StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized | ErrorCode::OtpRequired => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::WrongPlatform | ErrorCode::SeparationOfDuties => {
+                StatusCode::FORBIDDEN
+            }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::AlreadyRegistered
             | ErrorCode::QuotaExhausted
@@ -96,6 +102,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::WrongPlatform => "wrong_platform",
+            ErrorCode::OtpRequired => "otp_required",
+            ErrorCode::SeparationOfDuties => "separation_of_duties",
             ErrorCode::NotFound => "not_found",
             ErrorCode::AlreadyRegistered => "already_registered",
             ErrorCode::QuotaExhausted => "quota_exhausted",
@@ -126,6 +134,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "Missing or invalid credential",
             ErrorCode::Forbidden => "Not allowed",
             ErrorCode::WrongPlatform => "Voucher bound to another platform",
+            ErrorCode::OtpRequired => "One-time code required",
+            ErrorCode::SeparationOfDuties => "Separation of duties",
             ErrorCode::NotFound => "Not found",
             ErrorCode::AlreadyRegistered => "Already registered",
             ErrorCode::QuotaExhausted => "The year's firm quota is full",
@@ -388,6 +398,8 @@ mod tests {
             ("unauthorized", 401),
             ("forbidden", 403),
             ("wrong_platform", 403),
+            ("otp_required", 401),
+            ("separation_of_duties", 403),
             ("not_found", 404),
             ("already_registered", 409),
             ("quota_exhausted", 409),

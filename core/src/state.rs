@@ -39,6 +39,8 @@ pub struct AppState {
     pub platform_auth: PlatformAuth,
     /// Voucher tokens already verified by this process.
     pub verified_tokens: crate::token::VerifiedTokens,
+    /// Sessions this process found live a moment ago.
+    pub sessions: crate::auth::SessionCache,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             metrics,
             platform_auth,
             verified_tokens: crate::token::VerifiedTokens::default(),
+            sessions: crate::auth::SessionCache::default(),
             keys: KeyRing::open(key_dir)?,
             rules: Arc::new(rules),
             throttle: Throttle::default(),

@@ -1,14 +1,12 @@
-//! `voucher-issuer`: firms, program years, claims, signed vouchers and their QR codes, bureau
-//! staff and the audit log's endpoints.
+//! `voucher-issuer`: program years, claims, signed vouchers and their QR codes, what a firm
+//! sees of its standing, and the audit log's endpoints. Accounts are `voucher-accounts`'s.
 
 pub mod audit_api;
 pub mod awards;
-pub mod eligibility;
 pub mod firms;
 pub mod programs;
 pub mod qr;
 pub mod rules_api;
-pub mod staff;
 pub mod vouchers;
 
 use axum::routing::{get, post};
@@ -20,8 +18,6 @@ use voucher_core::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(audit_api::jwks))
-        .route("/api/portal/firms", post(firms::register))
-        .route("/api/portal/sessions", post(firms::login))
         .route("/api/portal/me", get(firms::me))
         .route("/api/portal/platforms", get(firms::platforms))
         .route("/api/portal/vouchers/quote", post(vouchers::quote))
@@ -33,8 +29,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/portal/vouchers/{id}/qr.svg", get(qr::qr_svg))
         .route("/api/portal/vouchers/{id}/qr.png", get(qr::qr_png))
         .route("/api/portal/vouchers/{id}/cancel", post(vouchers::cancel))
-        .route("/api/bureau/sessions", post(staff::login))
-        .route("/api/bureau/staff", post(staff::create))
         .route(
             "/api/bureau/programs/{year}",
             get(programs::get_program).patch(programs::patch_program),
@@ -54,8 +48,6 @@ pub fn router(state: AppState) -> Router {
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     audit_api::jwks,
-    firms::register,
-    firms::login,
     firms::me,
     firms::platforms,
     vouchers::quote,
@@ -65,8 +57,6 @@ pub fn router(state: AppState) -> Router {
     vouchers::cancel,
     qr::qr_svg,
     qr::qr_png,
-    staff::login,
-    staff::create,
     programs::get_program,
     programs::patch_program,
     audit_api::list,

@@ -35,7 +35,7 @@ fn business_date(state: &AppState, text: &str) -> Result<time::Date, ApiError> {
     Ok(date)
 }
 
-/// Runs the nightly job for a business date now (reviewers and admins); running it again
+/// Runs the nightly job for a business date now (reviewers only); running it again
 /// gives the same report and changes nothing more.
 #[utoipa::path(post, path = "/api/bureau/settlement-runs", tag = "bureau", request_body = RunRequest,
     security(("bearer" = [])),
@@ -46,7 +46,7 @@ pub async fn run(
     session: BureauSession,
     Json(request): Json<RunRequest>,
 ) -> Result<Json<Report>, ApiError> {
-    session.require(&[Role::Reviewer, Role::Admin])?;
+    session.require(&[Role::Reviewer])?;
     let date = business_date(&state, &request.business_date)?;
     // The run is a task of its own, which the request only waits for: a client that goes away
     // (a proxy timeout shorter than a run) does not cancel it half-way.
@@ -145,7 +145,8 @@ fn month(state: &AppState, text: Option<&str>) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
-/// Closes a month now: one draft statement per platform with redemptions in it (idempotent).
+/// Closes a month now (reviewers only): one draft statement per platform with redemptions in
+/// it (idempotent).
 #[utoipa::path(post, path = "/api/bureau/statements", tag = "bureau", request_body = CloseRequest,
     security(("bearer" = [])), responses((status = 200, body = [Statement])))]
 pub async fn close(
@@ -153,6 +154,7 @@ pub async fn close(
     session: BureauSession,
     Json(request): Json<CloseRequest>,
 ) -> Result<Json<Vec<Statement>>, ApiError> {
+    session.require(&[Role::Reviewer])?;
     let month = month(&state, Some(&request.month))?;
     statements::close_month(&state.db, &month, &session.actor(), state.clock.now()).await?;
     Ok(Json(views::load(&state.db, Filter::Month(&month)).await?))
@@ -212,10 +214,12 @@ pub struct Payment {
     pub reference: String,
 }
 
-/// Records the payment of an approved statement (finance only).
+/// Records the payment of an approved statement (finance only, and not the officer who
+/// approved it: 403 `separation_of_duties`).
 #[utoipa::path(post, path = "/api/bureau/statements/{id}/payment", tag = "bureau",
     params(("id" = Uuid, Path)), request_body = Payment, security(("bearer" = [])),
     responses((status = 200, body = Statement), (status = 403, body = voucher_core::error::Problem),
+        (status = 403, body = voucher_core::error::Problem, description = "`separation_of_duties`"),
         (status = 409, body = voucher_core::error::Problem, description = "`invalid_transition`")))]
 pub async fn pay(
     State(state): State<AppState>,

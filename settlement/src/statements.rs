@@ -211,7 +211,7 @@ pub async fn pay(
     let actor_label = actor.label();
     let paid = sqlx::query!(
         r#"update statements set status = 'paid', paid_at = $3, paid_by = $4, payment_reference = $2
-           where id = $1 and status = 'approved'
+           where id = $1 and status = 'approved' and approved_by is distinct from $4
            returning platform_id, total"#,
         id,
         reference,
@@ -221,10 +221,20 @@ pub async fn pay(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(paid) = paid else {
-        let status = sqlx::query_scalar!(r#"select status from statements where id = $1"#, id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such statement"))?;
+        let row = sqlx::query!(
+            r#"select status, approved_by from statements where id = $1"#,
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such statement"))?;
+        if row.status == "approved" && row.approved_by.as_deref() == Some(actor_label.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::SeparationOfDuties,
+                "you approved this statement; another finance officer records its payment",
+            ));
+        }
+        let status = row.status;
         return Err(ApiError::new(
             ErrorCode::InvalidTransition,
             format!("the statement is {status}; only an approved statement can be paid"),

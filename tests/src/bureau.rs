@@ -16,41 +16,40 @@ async fn the_bootstrap_admin_logs_in_and_creates_staff(pool: PgPool) {
         username: "root-admin".into(),
         password: "bootstrap-pass-1".into(),
     };
-    assert!(voucher_issuer::staff::bootstrap_admin(&pool, &admin)
+    assert!(voucher_accounts::staff::bootstrap_admin(&pool, &admin)
         .await
         .unwrap());
     assert!(
-        !voucher_issuer::staff::bootstrap_admin(&pool, &admin)
+        !voucher_accounts::staff::bootstrap_admin(&pool, &admin)
             .await
             .unwrap(),
         "only when no staff exists"
     );
+    // The first login enrols the authenticator and shows its secret once.
     let reply = app
-        .call(
-            "POST",
-            "/api/bureau/sessions",
-            None,
-            Some(json!({"username": "root-admin", "password": "bootstrap-pass-1"})),
-        )
+        .staff_login("root-admin", "bootstrap-pass-1", None)
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     let token = reply.json()["token"].as_str().unwrap().to_owned();
+    assert!(reply.json()["totp_setup"]["secret"].is_string());
     let reply = app
         .call(
             "POST",
             "/api/bureau/staff",
             Some(&token),
-            Some(json!({"username": "fin", "password": "finance-pass-1", "role": "finance"})),
+            Some(json!({"username": "fin", "role": "finance"})),
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     assert_eq!(reply.json()["role"], "finance");
+    assert!(reply.json()["activation_code"].is_string());
     let reply = app
         .call(
             "POST",
             "/api/bureau/staff",
             Some(&token),
-            Some(json!({"username": "fin", "password": "finance-pass-1", "role": "finance"})),
+            Some(json!({"username": "fin", "role": "finance"})),
         )
         .await;
     reply.assert_problem(409, "already_registered");
@@ -59,7 +58,7 @@ async fn the_bootstrap_admin_logs_in_and_creates_staff(pool: PgPool) {
             "POST",
             "/api/bureau/staff",
             Some(&token),
-            Some(json!({"username": "x", "password": "finance-pass-1", "role": "boss"})),
+            Some(json!({"username": "x", "role": "boss"})),
         )
         .await;
     reply.assert_problem(422, "validation_failed");

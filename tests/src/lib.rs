@@ -9,6 +9,8 @@ mod support;
 #[cfg(test)]
 mod abuse;
 #[cfg(test)]
+mod accounts;
+#[cfg(test)]
 mod bureau;
 #[cfg(test)]
 mod concurrency;

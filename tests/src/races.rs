@@ -134,11 +134,15 @@ async fn redeem_all(router: &Router, key: &str, vouchers: &[Value], bill: &str) 
 
 /// Sessions minted by the app's clock as it now stands (a session minted before the clock was
 /// moved months ahead has expired by it).
-fn sessions(app: &TestApp, firms: &[(Uuid, String)]) -> Vec<(Uuid, String)> {
-    firms
-        .iter()
-        .map(|(id, _)| (*id, auth::firm_session(&app.state, *id).unwrap().token))
-        .collect()
+async fn sessions(app: &TestApp, firms: &[(Uuid, String)]) -> Vec<(Uuid, String)> {
+    let mut out = Vec::with_capacity(firms.len());
+    for (id, _) in firms {
+        out.push((
+            *id,
+            auth::firm_session(&app.state, *id).await.unwrap().token,
+        ));
+    }
+    out
 }
 
 fn id(v: &Value) -> Uuid {
@@ -187,7 +191,7 @@ async fn the_release_step_against_400_reclaims_leaves_every_holder_admitted(
     // locks candidates in firm order, blocks on it before any other firm's row.
     let gate = app.firms_in_bulk(1, 0).await;
     app.state.clock.set(datetime!(2026-08-01 10:00 +8));
-    let (gate_firm, gate_token) = sessions(&app, &gate).remove(0);
+    let (gate_firm, gate_token) = sessions(&app, &gate).await.remove(0);
     assert_eq!(
         app.claim(&gate_token, platform, "10000.00").await.status,
         StatusCode::CREATED
@@ -199,9 +203,9 @@ async fn the_release_step_against_400_reclaims_leaves_every_holder_admitted(
         .unwrap();
     let firms = app.firms_in_bulk(400, 1).await;
     app.state.clock.set(datetime!(2026-09-01 10:00 +8));
-    claim_all(&router, &sessions(&app, &firms), platform, "10000.00").await; // lapse 2026-11-30
+    claim_all(&router, &sessions(&app, &firms).await, platform, "10000.00").await; // lapse 2026-11-30
     app.state.clock.set(datetime!(2026-12-01 10:00 +8));
-    let firms = sessions(&app, &firms);
+    let firms = sessions(&app, &firms).await;
     let reviewer = app.staff("reviewer1", Role::Reviewer).await;
 
     let mut gate = pool.begin().await.unwrap();
@@ -266,7 +270,7 @@ async fn a_cap_patch_against_400_first_claims_leaves_no_firm_year_above_the_cap_
     let platform = app.platform("云平台", 1).await;
     let firms = app.firms_in_bulk(400, 0).await;
     app.state.clock.set(datetime!(2026-03-01 10:00 +8));
-    let firms = sessions(&app, &firms);
+    let firms = sessions(&app, &firms).await;
     let admin = app.staff("admin1", Role::Admin).await;
     // The admin's console, and the test's own look into Postgres, on a pool of their own: on
     // the claims' pool they would queue for a connection behind every outstanding claim.
@@ -379,7 +383,7 @@ async fn a_client_that_disconnects_mid_run_does_not_stop_the_next_run(
     let platform = app.platform("云平台", 1).await;
     let firm = app.firms_in_bulk(1, 0).await;
     app.state.clock.set(datetime!(2026-03-01 10:00 +8));
-    let (_, token) = sessions(&app, &firm).remove(0);
+    let (_, token) = sessions(&app, &firm).await.remove(0);
     let voucher = app.claim(&token, platform, "10000.00").await.json(); // lapses 2026-05-30
     app.state.clock.set(datetime!(2026-06-01 10:00 +8));
     let reviewer = app.staff("reviewer1", Role::Reviewer).await;
@@ -463,7 +467,7 @@ async fn cancel_against_redeem_on_200_vouchers_exactly_one_wins_each(
     let (platform, key) = app.platform_with_key(1).await;
     let firms = app.firms_in_bulk(200, 0).await;
     app.state.clock.set(datetime!(2026-03-01 10:00 +8));
-    let firms = sessions(&app, &firms);
+    let firms = sessions(&app, &firms).await;
     let vouchers = claim_all(&router, &firms, platform, "10000.00").await; // 3,000.00 each
     let (mut cancels, mut redeems) = (0, 0);
     // Ten vouchers at a time (20 requests, within the pool): the gate holds their rows, so
@@ -552,7 +556,7 @@ async fn reversals_against_the_approval_of_a_200_line_statement_leave_it_whole(
     let (platform, key) = app.platform_with_key(1).await;
     let firms = app.firms_in_bulk(200, 0).await;
     app.state.clock.set(datetime!(2026-07-01 10:00 +8));
-    let firms = sessions(&app, &firms);
+    let firms = sessions(&app, &firms).await;
     let vouchers = claim_all(&router, &firms, platform, "10000.00").await;
     let made = redeem_all(&router, &key, &vouchers, "1000.00").await; // 300.00 each
     app.state.clock.set(datetime!(2026-08-02 10:00 +8));
@@ -670,7 +674,7 @@ async fn dec_31_s_run_against_december_reversals_keeps_the_ledger_consistent(
     let (platform, key) = app.platform_with_key(1).await;
     let firms = app.firms_in_bulk(200, 0).await;
     app.state.clock.set(datetime!(2026-12-01 10:00 +8));
-    let firms = sessions(&app, &firms);
+    let firms = sessions(&app, &firms).await;
     let vouchers = claim_all(&router, &firms, platform, "10000.00").await; // 3,000.00
     app.state.clock.set(datetime!(2026-12-15 10:00 +8));
     let made = redeem_all(&router, &key, &vouchers, "1000.00").await; // 300.00

@@ -338,11 +338,21 @@ async fn a_statement_totals_its_months_active_redemptions_and_moves_only_by_fina
     )
     .await
     .assert_problem(403, "forbidden");
+    // Four eyes: the officer who approved may not record the payment; a colleague does.
+    app.call(
+        "POST",
+        &pay_uri,
+        Some(&finance),
+        Some(json!({"reference": "TR-2026-06-001"})),
+    )
+    .await
+    .assert_problem(403, "separation_of_duties");
+    let payer = app.staff("finance1b", Role::Finance).await;
     let paid = app
         .call(
             "POST",
             &pay_uri,
-            Some(&finance),
+            Some(&payer),
             Some(json!({"reference": "TR-2026-06-001"})),
         )
         .await;
@@ -615,10 +625,17 @@ async fn a_reversal_after_the_deadline_returns_the_discount_to_the_budget(pool: 
         json!({"voucher": voucher["token"], "invoice_no": "DEC-1", "bill_amount": "1000.00"});
     let made = app.send(redemption(&key, "dec-1", body)).await.json();
     // The year ends: the nightly job expires the voucher and returns its unused 2,700.00.
-    let report = job::run_steps(&pool, time::macros::date!(2026 - 12 - 31), None, &|_, _| {})
-        .await
-        .unwrap()
-        .unwrap();
+    // Run as the nightly job would, once the day has ended (not at the wall clock's now).
+    let report = job::run_steps_at(
+        &pool,
+        time::macros::date!(2026 - 12 - 31),
+        datetime!(2027-01-01 02:00 +8),
+        None,
+        &|_, _| {},
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(report.expired_vouchers, 1);
     assert!(
         report.invariants.iter().all(|i| i.ok),

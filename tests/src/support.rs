@@ -105,7 +105,7 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
         let id: Uuid = reply.json()["id"].as_str().unwrap().parse().unwrap();
-        let token = auth::firm_session(&self.state, id).unwrap().token;
+        let token = auth::firm_session(&self.state, id).await.unwrap().token;
         (id, token, uscc)
     }
 
@@ -129,9 +129,12 @@ impl TestApp {
         .execute(&self.state.db)
         .await
         .unwrap();
-        ids.into_iter()
-            .map(|id| (id, auth::firm_session(&self.state, id).unwrap().token))
-            .collect()
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let token = auth::firm_session(&self.state, id).await.unwrap().token;
+            out.push((id, token));
+        }
+        out
     }
 
     /// A platform registered through the bureau API, with its first API key.
@@ -173,21 +176,48 @@ impl TestApp {
         reply.json()
     }
 
-    /// A staff session of `role`, the account created through the issuer's use case.
-    pub async fn staff(&self, username: &str, role: Role) -> String {
-        let staff = voucher_issuer::staff::create_staff(
+    /// A staff account of `role` with `STAFF_PASSWORD`, created as `voucherd admin create`
+    /// does (no activation; admin and finance enrol their authenticator at the first login).
+    pub async fn account(&self, username: &str, role: Role) -> Uuid {
+        voucher_accounts::staff::create_with_password(
             &self.state.db,
             &Actor::System,
             username,
-            "staff-password-1".to_owned(),
+            STAFF_PASSWORD.to_owned(),
             role,
         )
         .await
-        .unwrap();
-        auth::staff_session(&self.state, staff.id, username, role)
+        .unwrap()
+        .id
+    }
+
+    /// A staff session of `role` on a new account, minted straight, without the second factor's
+    /// login.
+    pub async fn staff(&self, username: &str, role: Role) -> String {
+        let id = self.account(username, role).await;
+        auth::staff_session(&self.state, id, username, role)
+            .await
             .unwrap()
             .token
     }
+
+    /// A staff login through the API.
+    pub async fn staff_login(&self, username: &str, password: &str, otp: Option<&str>) -> Reply {
+        let mut body = json!({"username": username, "password": password});
+        if let Some(otp) = otp {
+            body["otp"] = json!(otp);
+        }
+        self.call("POST", "/api/bureau/sessions", None, Some(body))
+            .await
+    }
+}
+
+/// The password `TestApp::staff` gives its accounts.
+pub const STAFF_PASSWORD: &str = "staff-password-1";
+
+/// The authenticator's code for `secret` at `unix_time`, as the colleague's phone computes it.
+pub fn totp_code(secret: &str, unix_time: i64) -> String {
+    voucher_accounts::totp::code_at(secret, u64::try_from(unix_time).unwrap()).unwrap()
 }
 
 /// A valid USCC for test firm `n`, belonging to no real firm.
@@ -388,5 +418,5 @@ pub async fn firm_token(app: &TestApp, voucher: &Value) -> String {
         .fetch_one(&app.state.db)
         .await
         .unwrap();
-    auth::firm_session(&app.state, firm).unwrap().token
+    auth::firm_session(&app.state, firm).await.unwrap().token
 }

@@ -1,5 +1,7 @@
-// The bureau console: log in by role, then pages switched by the URL hash (#/dashboard,
-// #/platforms, #/program, #/settlement, #/statements, #/audit, #/rules), each built into
+// The bureau console: log in by role (admin and finance with a TOTP code; their first login
+// enrols the authenticator from a QR), activate a new account (#/activate), then pages switched
+// by the URL hash (#/dashboard, #/platforms, #/program, #/settlement, #/statements, #/audit,
+// #/rules, #/staff, #/account), each built into
 // <main id="content"> from the API's answers. What a role may not do is hidden or disabled;
 // the API's 403 sentence is still shown if it happens.
 'use strict';
@@ -20,9 +22,10 @@
   const CAN = {
     managePlatforms: ['admin'],
     editProgram: ['admin'],
-    runSettlement: ['admin', 'reviewer'],
-    closeMonth: ['admin', 'reviewer', 'finance'],
+    runSettlement: ['reviewer'],
+    closeMonth: ['reviewer'],
     approvePay: ['finance'],
+    manageStaff: ['admin'],
   };
 
   const STATEMENT_STATUS = {
@@ -54,6 +57,15 @@
     'session.login': '登录',
     'session.login_failed': '登录失败',
     'staff.create': '创建人员账号',
+    'staff.activate': '激活账号',
+    'staff.update': '修改人员账号',
+    'staff.reset': '重置人员账号',
+    'staff.password_change': '修改密码',
+    'staff.totp_enrol': '绑定身份验证器',
+    'session.logout': '退出登录',
+    'firm.password_change': '企业修改密码',
+    'firm.password_reset': '企业重置密码',
+    'firm.password_reset_issued': '签发企业密码重置码',
     'statement.approve': '审核结算单',
     'statement.close_month': '月度关账',
     'statement.pay': '结算单付款',
@@ -198,36 +210,122 @@
     return { role: claims.role, name: claims.name || '' };
   }
 
+  function otpField(show) {
+    $('otp-field').hidden = !show;
+    if (!show) $('login-otp').value = '';
+  }
+
   function setupLogin() {
     const form = $('login-form');
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const username = $('login-username').value.trim();
       const password = $('login-password').value;
+      const otp = $('login-otp').value.trim();
       if (!username || !password) {
         loginError('请输入用户名和密码。');
         return;
       }
       loginError('');
+      const body = { username: username, password: password };
+      if (!$('otp-field').hidden && otp) body.otp = otp;
       try {
         const s = await busy(form.querySelector('button[type=submit]'), '正在登录…',
-          () => api.post('/api/bureau/sessions', { username: username, password: password }, { auth: false }));
+          () => api.post('/api/bureau/sessions', body, { auth: false }));
         api.setToken(s.token);
         $('login-password').value = '';
-        if (!location.hash || location.hash === '#/login') location.hash = '#/dashboard';
+        otpField(false);
+        if (s.totp_setup) {
+          showTotpSetup(s.totp_setup);
+          return;
+        }
+        if (!location.hash || location.hash === '#/login' || location.hash === '#/activate') location.hash = '#/dashboard';
         route();
       } catch (err) {
+        if (err.code === 'otp_required') {
+          otpField(true);
+          loginError(!$('otp-field').hidden && otp ? '' : '请输入身份验证器上的 6 位动态验证码。');
+          $('login-otp').focus();
+          return;
+        }
+        $('login-otp').value = '';
         loginError(errorText(err, {
-          unauthorized: '用户名或密码不正确。',
+          unauthorized: $('otp-field').hidden ? '用户名或密码不正确。' : '用户名、密码或动态验证码不正确（每个验证码只能用一次，请等下一个）。',
           rate_limited: '密码错误次数过多，账号已暂时锁定，请稍后再试。',
         }));
       }
     });
-    $('logout').addEventListener('click', () => {
-      api.clear();
+    $('logout').addEventListener('click', async () => {
+      await api.logout('/api/bureau/sessions/current');
       loginError('');
+      otpField(false);
       location.hash = '#/dashboard';
       route();
+    });
+    $('totp-done').addEventListener('click', () => {
+      enrolling = false;
+      $('totp-secret').textContent = '';
+      $('totp-qr').removeAttribute('src');
+      $('totp-view').hidden = true;
+      if (!location.hash || location.hash === '#/login' || location.hash === '#/activate') location.hash = '#/dashboard';
+      route();
+    });
+    setupActivation();
+  }
+
+  // While the secret is on screen, routing leaves it there until the person says it is saved.
+  let enrolling = false;
+
+  // The secret is shown this once: a QR of the otpauth URI and the base32 text.
+  function showTotpSetup(setup) {
+    enrolling = true;
+    $('login-view').hidden = true;
+    $('app-view').hidden = true;
+    $('activate-view').hidden = true;
+    $('totp-qr').src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(setup.qr_svg);
+    $('totp-secret').textContent = setup.secret;
+    $('totp-view').hidden = false;
+    $('totp-done').focus();
+  }
+
+  function setupActivation() {
+    const form = $('activate-form');
+    const error = (text) => {
+      const p = form.querySelector('.error-box');
+      p.textContent = text || '';
+      p.hidden = !text;
+    };
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      $('act-done').hidden = true;
+      const body = {
+        username: $('act-username').value.trim(),
+        activation_code: $('act-code').value.trim(),
+        password: $('act-password').value,
+      };
+      if (!body.username || !body.activation_code || !body.password) {
+        error('请填写用户名、激活码和密码。');
+        return;
+      }
+      if (body.password !== $('act-password2').value) {
+        error('两次输入的密码不一致。');
+        return;
+      }
+      error('');
+      try {
+        await busy(form.querySelector('button[type=submit]'), '正在激活…',
+          () => api.post('/api/bureau/activation', body, { auth: false }));
+        $('act-password').value = '';
+        $('act-password2').value = '';
+        $('act-code').value = '';
+        $('act-done').hidden = false;
+        $('login-username').value = body.username;
+      } catch (err) {
+        error(errorText(err, {
+          validation_failed: err.field === 'activation_code'
+            ? '激活码不正确、已使用或已过期，请向管理员重新申请。' : undefined,
+        }));
+      }
     });
   }
 
@@ -239,16 +337,23 @@
     statements: renderStatements,
     audit: renderAudit,
     rules: renderRules,
+    staff: renderStaff,
+    account: renderAccount,
   };
 
   function route() {
+    if (enrolling) return;
     session = loadSession();
-    $('login-view').hidden = !!session;
+    $('totp-view').hidden = true;
+    const activating = !session && location.hash === '#/activate';
+    $('activate-view').hidden = !activating;
+    $('login-view').hidden = !!session || activating;
     $('app-view').hidden = !session;
     if (!session) {
-      $('login-username').focus();
+      (activating ? $('act-username') : $('login-username')).focus();
       return;
     }
+    $('nav-staff').hidden = !can('manageStaff');
     $('who-name').textContent = session.name;
     $('who-role').textContent = ROLES[session.role];
     $('who-role').className = 'role-badge ' + session.role;
@@ -743,7 +848,9 @@
           box.append(h('span', { className: 'muted small', text: '待财务审核' }));
         }
       } else if (s.status === 'approved') {
-        if (can('approvePay')) {
+        if (can('approvePay') && s.approved_by === 'staff:' + session.name) {
+          box.append(h('span', { className: 'muted small four-eyes', text: '由您审核：付款须由另一位财务同事登记' }));
+        } else if (can('approvePay')) {
           const ref = h('input', { className: 'ref-input', placeholder: '付款凭证号', maxLength: 100 });
           const pay = h('button', { type: 'button', className: 'primary small pay', text: '确认付款' });
           pay.addEventListener('click', () => {
@@ -1000,6 +1107,161 @@
   // ---- Start ---------------------------------------------------------------------------------
 
   setupLogin();
+
+  // ---- Staff accounts (admin) ------------------------------------------------------------------
+
+  // A one-time code in a box that says it is shown once.
+  function codeOnce(title, code, expiresAt, note) {
+    return h('div', { className: 'key-once' },
+      h('h3', { text: title + '（只显示这一次）' }),
+      h('p', null, h('code', { id: 'new-activation-code', text: code })),
+      h('p', { className: 'small muted', text: '有效期至 ' + VC.dateTime(expiresAt) + '。' + (note || '') }));
+  }
+
+  function renderStaff(root) {
+    const msg = msgArea();
+    const once = h('div', { id: 'code-box' });
+    const list = h('div', { id: 'staff-list' });
+    if (!can('manageStaff')) {
+      root.append(h('h1', { text: '人员账号' }), roleNote('只有管理员可以管理人员账号。'));
+      return;
+    }
+    const username = h('input', { id: 'staff-username', autocomplete: 'off', spellcheck: false, placeholder: '如 fin.wang' });
+    const role = h('select', { id: 'staff-role' },
+      Object.entries(ROLES).map(([v, label]) => h('option', { value: v, text: label })));
+    role.value = 'finance';
+    const form = h('form', { id: 'staff-form', className: 'inline-form' },
+      field('用户名', username, '3–64 位小写字母、数字或 . _ -'), field('角色', role),
+      h('button', { type: 'submit', className: 'primary', text: '创建并生成激活码' }));
+
+    const activationNote = '请当面或电话告知本人：打开本后台登录页的“新同事：用激活码激活账号”，设置自己的密码。';
+    const load = async () => {
+      try {
+        const staff = await api.get('/api/bureau/staff');
+        clear(list).append(table([
+          { label: '用户名', cell: (x) => x.username },
+          { label: '角色', cell: (x) => roleSelect(x) },
+          { label: '状态', cell: (x) => x.disabled ? badge('已停用', 'bad') : !x.activated ? badge('待激活', 'warn') : badge('正常', 'ok') },
+          { label: '身份验证器', cell: (x) => x.totp_enrolled ? '已绑定' : '—' },
+          { label: '最近登录', cell: (x) => x.last_login_at ? VC.dateTime(x.last_login_at) : '—' },
+          { label: '操作', cell: (x) => staffActions(x) },
+        ], staff, { rowProps: (x) => ({ dataset: { staffId: x.id, username: x.username } }) }));
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    };
+    const self = (x) => x.username === session.name;
+    const roleSelect = (x) => {
+      const sel = h('select', { className: 'role-select', disabled: self(x) },
+        Object.entries(ROLES).map(([v, label]) => h('option', { value: v, text: label })));
+      sel.value = x.role;
+      sel.addEventListener('change', async () => {
+        if (!await confirmDialog('把 ' + x.username + ' 的角色改为「' + ROLES[sel.value] + '」？其现有登录会立即失效。', '修改')) { sel.value = x.role; return; }
+        change(x, { role: sel.value }, '角色已修改。');
+      });
+      return sel;
+    };
+    const change = async (x, body, done) => {
+      say(msg, '');
+      try {
+        await api.patch('/api/bureau/staff/' + x.id, body);
+        say(msg, done, 'success');
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+      await load();
+    };
+    const staffActions = (x) => {
+      const box = h('div', { className: 'actions-cell' });
+      if (self(x)) {
+        box.append(h('span', { className: 'muted small', text: '本人账号（请另一位管理员操作）' }));
+        return box;
+      }
+      box.append(h('button', {
+        type: 'button', className: 'ghost small toggle-disabled', text: x.disabled ? '启用' : '停用',
+        on: { click: async () => {
+          if (!x.disabled && !await confirmDialog('停用 ' + x.username + '？其所有登录立即失效。', '停用')) return;
+          change(x, { disabled: !x.disabled }, x.disabled ? '账号已启用。' : '账号已停用，其登录已全部失效。');
+        } },
+      }));
+      box.append(h('button', {
+        type: 'button', className: 'ghost small reset', text: '重置',
+        on: { click: async () => {
+          if (!await confirmDialog('重置 ' + x.username + '？密码和身份验证器将被清除，登录立即失效，并生成新的激活码。', '重置')) return;
+          say(msg, '');
+          try {
+            const r = await api.post('/api/bureau/staff/' + x.id + '/reset');
+            clear(once).append(codeOnce(x.username + ' 的新激活码', r.activation_code, r.expires_at, activationNote));
+          } catch (err) {
+            say(msg, errorText(err), 'error');
+          }
+          await load();
+        } },
+      }));
+      return box;
+    };
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      say(msg, '');
+      try {
+        const r = await busy(form.querySelector('button[type=submit]'), '创建中…',
+          () => api.post('/api/bureau/staff', { username: username.value.trim(), role: role.value }));
+        clear(once).append(codeOnce(r.username + '（' + ROLES[r.role] + '）的激活码', r.activation_code, r.expires_at, activationNote));
+        username.value = '';
+        await load();
+      } catch (err) {
+        say(msg, errorText(err, { already_registered: '这个用户名已经有人使用。' }), 'error');
+      }
+    });
+    root.append(h('h1', { text: '人员账号' }), msg,
+      card('新建账号', h('p', { className: 'small muted', text: '账号的密码由本人用激活码设置，管理员不知道也不代设。管理员和财务首次登录时绑定身份验证器。' }), form, once),
+      card('全部账号', list));
+    load();
+  }
+
+  // ---- The caller's own account: password, authenticator ---------------------------------------
+
+  function renderAccount(root) {
+    const msg = msgArea();
+    const current = h('input', { type: 'password', id: 'pw-current', autocomplete: 'current-password' });
+    const next = h('input', { type: 'password', id: 'pw-new', autocomplete: 'new-password' });
+    const again = h('input', { type: 'password', id: 'pw-new2', autocomplete: 'new-password' });
+    const form = h('form', { id: 'password-form' },
+      field('当前密码', current), field('新密码', next, '至少 10 个字符，且不能容易被猜到'), field('再次输入新密码', again),
+      h('button', { type: 'submit', className: 'primary', text: '修改密码' }));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (next.value !== again.value) { say(msg, '两次输入的新密码不一致。', 'error'); return; }
+      try {
+        await busy(form.querySelector('button[type=submit]'), '修改中…',
+          () => api.post('/api/bureau/password', { current_password: current.value, new_password: next.value }));
+        current.value = next.value = again.value = '';
+        say(msg, '密码已修改；您在其他设备上的登录已全部失效。', 'success');
+      } catch (err) {
+        say(msg, errorText(err), 'error');
+      }
+    });
+    const totpBox = h('div', { id: 'totp-box' });
+    if (session.role === 'reviewer') {
+      const enrol = h('button', { type: 'button', className: 'ghost', id: 'totp-enrol', text: '绑定身份验证器（可选）' });
+      enrol.addEventListener('click', async () => {
+        try {
+          const setup = await api.post('/api/bureau/totp');
+          const img = h('img', { alt: '身份验证器二维码', width: 220, height: 220 });
+          img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(setup.qr_svg);
+          clear(totpBox).append(img, h('p', { className: 'small' }, '密钥（只显示这一次）：', h('code', { text: setup.secret })),
+            h('p', { className: 'small muted', text: '绑定后每次登录都需要输入动态验证码。' }));
+        } catch (err) {
+          say(msg, errorText(err, { invalid_transition: '您已经绑定了身份验证器。如需更换，请管理员重置账号。' }), 'error');
+        }
+      });
+      totpBox.append(enrol);
+    } else {
+      totpBox.append(h('p', { className: 'small muted', text: '您的角色登录时必须输入身份验证器的动态验证码。更换手机或丢失验证器时，请另一位管理员重置您的账号。' }));
+    }
+    root.append(h('h1', { text: '账户安全' }), msg, card('修改密码', form), card('身份验证器', totpBox));
+  }
+
   window.addEventListener('hashchange', route);
   route();
 })();

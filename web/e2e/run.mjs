@@ -4,7 +4,11 @@
 //   1. the admin registers a platform in the console and reads its API key, shown once;
 //   2. on a phone-sized screen a firm registers, logs in, quotes, claims and sees its QR;
 //   3. the platform redeems the voucher through its API; the portal shows the new balance;
-//   4. the reviewer closes the month, finance approves and pays, the console shows it paid.
+//   4. the admin creates a finance colleague, who activates the account with the code and
+//      enrols an authenticator from the QR (the test computes TOTP codes from the secret);
+//   5. the reviewer closes the month, the new colleague approves (and may not pay), a second
+//      finance colleague pays, the console shows it paid;
+//   6. logging out ends the session on the server in both pages.
 // Prints `ok - name` / `not ok - name` per test and `N passed, M failed`; exits 1 on failure.
 // Screenshots (each step, and on failure) go to SCREENSHOT_DIR.
 
@@ -12,7 +16,7 @@ import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomInt, randomUUID } from 'node:crypto';
+import { createHmac, randomInt, randomUUID } from 'node:crypto';
 
 const need = (name) => {
   const v = process.env[name];
@@ -124,12 +128,79 @@ async function expectText(locator, expected, what) {
   }
 }
 
+// ---- TOTP (RFC 6238: SHA-1, 6 digits, 30 s), as the colleague's phone computes it ----------
+
+const secrets = {}; // username → base32 secret read off the enrolment screen
+const lastStep = {}; // username → the last 30 s step whose code was used (codes work once)
+
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of text.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+function totpAt(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1000000;
+  return String(n).padStart(6, '0');
+}
+
+// A code not used before: waits for the next 30 s step when this one's code was spent.
+async function freshCode(user) {
+  let step = Math.floor(Date.now() / 30000);
+  if (lastStep[user] !== undefined && step <= lastStep[user]) {
+    await new Promise((r) => setTimeout(r, (lastStep[user] + 1) * 30000 - Date.now() + 300));
+    step = lastStep[user] + 1;
+  }
+  lastStep[user] = step;
+  return totpAt(secrets[user], step);
+}
+
+const visible = (locator, value) => locator.waitFor({ state: 'visible', timeout: 15000 }).then(() => value, () => null);
+
+// Logs in; admin and finance enrol an authenticator at their first login (the QR and the secret
+// are shown once) and give a fresh code at every later one.
 async function consoleLogin(page, [user, pass], roleLabel) {
   await page.goto(`${BASE_URL}/bureau`);
   await page.fill('#login-username', user);
   await page.fill('#login-password', pass);
   await page.click('#login-form button[type=submit]');
+  const outcome = await Promise.race([
+    visible(page.locator('#app-view'), 'in'),
+    visible(page.locator('#otp-field'), 'otp'),
+    visible(page.locator('#totp-view'), 'enrol'),
+  ]);
+  if (outcome === 'enrol') {
+    await page.waitForFunction(() => {
+      const img = document.getElementById('totp-qr');
+      return img && img.complete && img.naturalWidth > 0;
+    });
+    secrets[user] = await text(page.locator('#totp-secret'));
+    assert(/^[A-Z2-7]{32}$/.test(secrets[user]), `TOTP secret looks wrong: "${secrets[user]}"`);
+    await shot(page, `totp-enrol-${user}`);
+    await page.click('#totp-done');
+  } else if (outcome === 'otp') {
+    assert(secrets[user], `${user} was asked for a code but never enrolled in this run`);
+    await page.fill('#login-otp', await freshCode(user));
+    await page.click('#login-form button[type=submit]');
+  }
   await expectText(page.locator('#who-role'), roleLabel, 'role shown after login');
+}
+
+// The session token a page holds.
+function tokenOf(page, key) {
+  return page.evaluate((k) => sessionStorage.getItem(k), key);
+}
+
+async function statusWith(token, path) {
+  const res = await fetch(`${BASE_URL}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  return res.status;
 }
 
 // ---- 1. The admin registers a platform ------------------------------------------------------
@@ -298,10 +369,57 @@ test('the platform redeems 10000.00 through its API (discount 3000.00) and the p
   noProblems(page);
 });
 
-// ---- 4. The bureau closes the month, approves and pays ----------------------------------------
+// ---- 4. A new finance colleague: activation code, authenticator ----------------------------
 
-test('the reviewer closes the month; finance approves and pays; the console shows it paid with ¥3,000.00', async () => {
+test('the admin creates a finance colleague; she activates with the code, enrols TOTP from the QR and logs in with a code', async () => {
+  assert(shared.console, 'no admin console (test 1 failed)');
+  const admin = shared.console;
+  const user = `e2e-fin-${randomInt(1000, 9999)}`;
+  const pass = `ledger-harbour-${randomInt(100000, 999999)}`;
+  await admin.click('.sidebar a[data-page=staff]');
+  await admin.fill('#staff-username', user);
+  await admin.selectOption('#staff-role', 'finance');
+  await admin.click('#staff-form button[type=submit]');
+  const codeBox = admin.locator('#new-activation-code');
+  await codeBox.waitFor({ state: 'visible' });
+  const code = await text(codeBox);
+  assert(/^[0-9A-Z]{5}(-[0-9A-Z]{5}){3}$/.test(code), `activation code looks wrong: "${code}"`);
+  await expectText(admin.locator('#staff-list tr', { hasText: user }), '待激活', 'new account awaits activation');
+  await shot(admin, '04-console-staff-created');
+
+  // The colleague, in her own browser tab.
+  const page = await newPage(DESKTOP);
+  await page.goto(`${BASE_URL}/bureau#/activate`);
+  await page.fill('#act-username', user);
+  await page.fill('#act-code', code);
+  await page.fill('#act-password', pass);
+  await page.fill('#act-password2', pass);
+  await page.click('#activate-form button[type=submit]');
+  await page.locator('#act-done').waitFor({ state: 'visible' });
+  await shot(page, '04-console-activated');
+  // The code works once.
+  await page.fill('#act-code', code);
+  await page.fill('#act-password', pass);
+  await page.fill('#act-password2', pass);
+  await page.click('#activate-form button[type=submit]');
+  await expectText(page.locator('#activate-form .error-box'), '激活码不正确、已使用或已过期', 'a used code is refused');
+
+  await consoleLogin(page, [user, pass], '财务');
+  assert(secrets[user], 'the first login did not enrol an authenticator');
+  await page.click('#logout');
+  await page.locator('#login-view').waitFor({ state: 'visible' });
+  // From now on a code is needed.
+  await consoleLogin(page, [user, pass], '财务');
+  shared.newFinance = [user, pass];
+  shared.newFinancePage = page;
+  noProblems(page);
+});
+
+// ---- 5. The bureau closes the month, approves and pays ----------------------------------------
+
+test('the reviewer closes the month; the new colleague approves; a second finance colleague pays; the console shows it paid with ¥3,000.00', async () => {
   assert(shared.invoice, 'no redemption to settle (test 3 failed)');
+  assert(shared.newFinancePage, 'no new finance colleague (test 4 failed)');
   const month = shanghaiMonth();
   const page = await newPage(DESKTOP);
 
@@ -313,33 +431,44 @@ test('the reviewer closes the month; finance approves and pays; the console show
   await page.click('#run-button');
   await page.locator('#report-box .report').waitFor({ state: 'visible' });
   await expectText(page.locator('#report-box .ok-banner'), '不变量均成立', 'settlement report');
-  await shot(page, '04-console-settlement-run');
+  await shot(page, '05-console-settlement-run');
 
   await page.click('.sidebar a[data-page=statements]');
   assert((await page.inputValue('#statement-month')) === month, `month field is not ${month}`);
   await page.click('#close-month');
-  const row = page.locator('#statement-list tr[data-statement-id]', { hasText: shared.platformName });
+  const rowOf = (p) => p.locator('#statement-list tr[data-statement-id]', { hasText: shared.platformName });
+  let row = rowOf(page);
   await expectText(row, '草稿', 'closed statement is a draft');
   await expectText(row.locator('.total'), '¥3,000.00', 'draft total');
   assert(await row.locator('button.approve').count() === 0, 'the reviewer is offered approval');
-  await shot(page, '04-console-month-closed');
+  await shot(page, '05-console-month-closed');
   await page.click('#logout');
 
-  // Finance approves and pays.
+  // The new colleague approves, and is not offered the payment (four eyes).
+  const approver = shared.newFinancePage;
+  await approver.click('.sidebar a[data-page=statements]');
+  row = rowOf(approver);
+  await expectText(row, '草稿', 'statement seen by the new colleague');
+  await row.locator('button.approve').click();
+  await approver.click('#confirm-yes');
+  await expectText(row, '已审核', 'approved statement');
+  await expectText(row, '付款须由另一位财务同事登记', 'the approver is told someone else pays');
+  assert(await row.locator('button.pay').count() === 0, 'the approver is offered the payment');
+  await shot(approver, '05-console-statement-approved');
+
+  // A second finance colleague pays.
   await consoleLogin(page, FINANCE, '财务');
   await page.click('.sidebar a[data-page=statements]');
-  await expectText(row, '草稿', 'statement seen by finance');
-  await row.locator('button.approve').click();
-  await page.click('#confirm-yes');
-  await expectText(row, '已审核', 'approved statement');
-  await shot(page, '04-console-statement-approved');
+  row = rowOf(page);
+  await expectText(row, '已审核', 'approved statement seen by the payer');
   const reference = `TRSY-${month.replace('-', '')}-${randomInt(1000, 9999)}`;
   await row.locator('input.ref-input').fill(reference);
   await row.locator('button.pay').click();
   await expectText(row, '已付款', 'paid statement');
   await expectText(row.locator('.total'), '¥3,000.00', 'paid total');
   await expectText(row, reference, 'payment reference');
-  await shot(page, '04-console-statement-paid');
+  await shot(page, '05-console-statement-paid');
+  shared.financePage = page;
 
   // The CSV export downloads and carries the invoice.
   const [download] = await Promise.all([
@@ -357,12 +486,12 @@ test('the reviewer closes the month; finance approves and pays; the console show
   await expectText(page.locator('#fig-admitted'), '1 / 2,000', 'firms admitted on the dashboard');
   await expectText(page.locator('#fig-budget'), '¥99,985,000.00', 'budget left on the dashboard');
   assert(await page.locator('#chart-day rect.bar').count() === 30, 'the daily chart has no 30 bars');
-  await shot(page, '04-console-dashboard');
+  await shot(page, '05-console-dashboard');
 
   await page.click('.sidebar a[data-page=audit]');
   await page.locator('#audit-ok').waitFor({ state: 'visible' });
   await expectText(page.locator('table.audit'), 'statement.pay', 'payment in the audit log');
-  await shot(page, '04-console-audit');
+  await shot(page, '05-console-audit');
 
   // The rules form (any role): the cloud voucher measure with its trace.
   await page.click('.sidebar a[data-page=rules]');
@@ -371,8 +500,36 @@ test('the reviewer closes the month; finance approves and pays; the console show
   await page.click('#evaluate');
   await expectText(page.locator('#eval-award'), '¥15,000.00', 'evaluated award');
   assert(await page.locator('table.trace tbody tr').count() > 2, 'no trace shown');
-  await shot(page, '04-console-rules');
+  await shot(page, '05-console-rules');
   noProblems(page);
+});
+
+// ---- 6. Logging out ends the session ------------------------------------------------------------
+
+test('logging out ends the session on the server: the old token gets 401 in the portal and the console', async () => {
+  assert(shared.portal && shared.financePage, 'no pages to log out of (tests 2 and 5 failed)');
+  const portal = shared.portal;
+  await portal.goto(`${BASE_URL}/#/home`);
+  await portal.locator('#view-home').waitFor({ state: 'visible' });
+  const firmToken = await tokenOf(portal, 'voucher.portal.token');
+  assert(firmToken, 'the portal holds no token');
+  assert(await statusWith(firmToken, '/api/portal/me') === 200, 'the firm token does not work before logout');
+  await portal.click('#logout');
+  await portal.locator('#view-login').waitFor({ state: 'visible' });
+  const firmAfter = await statusWith(firmToken, '/api/portal/me');
+  assert(firmAfter === 401, `the logged-out firm token answered ${firmAfter}`);
+
+  const console_ = shared.financePage;
+  const staffToken = await tokenOf(console_, 'voucher.console.token');
+  assert(staffToken, 'the console holds no token');
+  assert(await statusWith(staffToken, '/api/bureau/statements?month=' + shanghaiMonth()) === 200, 'the staff token does not work before logout');
+  await console_.click('#logout');
+  await console_.locator('#login-view').waitFor({ state: 'visible' });
+  const staffAfter = await statusWith(staffToken, '/api/bureau/statements?month=' + shanghaiMonth());
+  assert(staffAfter === 401, `the logged-out staff token answered ${staffAfter}`);
+  await shot(console_, '06-console-logged-out');
+  noProblems(portal);
+  noProblems(console_);
 });
 
 // ---- Run ------------------------------------------------------------------------------------

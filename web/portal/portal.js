@@ -108,11 +108,13 @@
   function route() {
     const hash = location.hash;
     if (!api.token()) {
-      showView(hash === '#/register' ? 'register' : 'login');
+      showView(hash === '#/register' ? 'register' : hash === '#/forgot' ? 'forgot' : 'login');
       return;
     }
     const m = hash.match(/^#\/voucher\/([0-9a-fA-F-]{36})$/);
-    if (m) {
+    if (hash === '#/password') {
+      showView('password');
+    } else if (m) {
       showVoucher(m[1]);
     } else if (hash !== '#/home') {
       history.replaceState(null, '', '#/home');
@@ -158,12 +160,64 @@
         formError(form, VC.errorText(err, LOGIN_ERRORS));
       }
     });
-    $('logout').addEventListener('click', () => {
-      api.clear();
+    $('logout').addEventListener('click', async () => {
+      // The session ends on the server: the token stops working everywhere at once.
+      await api.logout('/api/portal/sessions/current');
       state.me = null;
       state.quote = null;
       notice('您已退出登录。', 'info');
       go('#/login');
+    });
+  }
+
+  // ---- Password: change it, or reset it with the hotline's code ---------------------------------
+
+  function setupPassword() {
+    const form = $('password-form');
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const current = $('pw-current').value;
+      const next = $('pw-new').value;
+      if (!current || !next) { formError(form, '请填写当前密码和新密码。'); return; }
+      if (next !== $('pw-new2').value) { formError(form, '两次输入的新密码不一致。'); return; }
+      formError(form, '');
+      try {
+        await busy(form.querySelector('button[type=submit]'), '正在修改…',
+          () => api.post('/api/portal/password', { current_password: current, new_password: next }));
+        $('pw-current').value = $('pw-new').value = $('pw-new2').value = '';
+        notice('密码已修改；您在其他设备上的登录已全部失效。', 'success');
+        go('#/home');
+      } catch (err) {
+        formError(form, VC.errorText(err, {
+          validation_failed: err.field === 'current_password' ? '当前密码不正确。' : undefined,
+        }));
+      }
+    });
+
+    const reset = $('forgot-form');
+    upperCaseInput($('forgot-uscc'));
+    reset.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const uscc = $('forgot-uscc').value.trim().toUpperCase();
+      const check = VC.checkUscc(uscc);
+      if (!check.ok) { formError(reset, check.message); return; }
+      const code = $('forgot-code').value.trim();
+      const password = $('forgot-password').value;
+      if (!code || !password) { formError(reset, '请填写重置码和新密码。'); return; }
+      if (password !== $('forgot-password2').value) { formError(reset, '两次输入的新密码不一致。'); return; }
+      formError(reset, '');
+      try {
+        await busy(reset.querySelector('button[type=submit]'), '正在重置…',
+          () => api.post('/api/portal/password-reset', { uscc: uscc, code: code, new_password: password }, { auth: false }));
+        $('forgot-code').value = $('forgot-password').value = $('forgot-password2').value = '';
+        $('login-uscc').value = uscc;
+        notice('密码已重置，请用新密码登录。', 'success');
+        go('#/login');
+      } catch (err) {
+        formError(reset, VC.errorText(err, {
+          validation_failed: err.field === 'code' ? '重置码不正确、已使用或已过期，请再次致电热线申请。' : undefined,
+        }));
+      }
     });
   }
 
@@ -551,6 +605,7 @@
 
   setupLogin();
   setupRegister();
+  setupPassword();
   setupClaim();
   window.addEventListener('hashchange', route);
   route();

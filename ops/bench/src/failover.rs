@@ -152,10 +152,14 @@ async fn claim_sessions(pool: &sqlx::PgPool, count: u32) -> anyhow::Result<Vec<S
         .bind(i32::try_from(count)?)
         .execute(pool)
         .await?;
-    ids.iter()
-        .map(|id| voucher_core::auth::firm_session(&state, *id).map(|s| s.token))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let mut tokens = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let session = voucher_core::auth::firm_session(&state, *id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokens.push(session.token);
+    }
+    Ok(tokens)
 }
 
 /// What one worker acknowledged and met.

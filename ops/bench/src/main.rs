@@ -104,6 +104,19 @@ enum Command {
         #[arg(long)]
         acked: PathBuf,
     },
+    /// Registers and logs in --firms firms, then reads `GET /api/portal/me` with their sessions
+    /// over --clients connections for --seconds; prints a JSON line (what checking each
+    /// session against its row costs the portal).
+    Portal {
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        addr: String,
+        #[arg(long, default_value_t = 50)]
+        firms: u32,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// Redeem for --seconds with --clients connections; prints a JSON line.
     Drive {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -163,6 +176,12 @@ async fn main() -> anyhow::Result<()> {
             acked,
         } => failover::run(addr, key, tokens, clients, seconds, claims, tag, acked).await,
         Command::FailoverCheck { acked } => failover::check(&acked).await,
+        Command::Portal {
+            addr,
+            firms,
+            clients,
+            seconds,
+        } => portal_run(addr, firms, clients, seconds).await,
         Command::Drive {
             addr,
             key,
@@ -321,10 +340,13 @@ async fn claims(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> 
     .bind(&usccs)
     .execute(&pool)
     .await?;
-    let sessions: Vec<String> = ids
-        .iter()
-        .map(|id| voucher_core::auth::firm_session(&state, *id).map(|s| s.token))
-        .collect::<Result<_, _>>()?;
+    let mut sessions: Vec<String> = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let session = voucher_core::auth::firm_session(&state, *id)
+            .await
+            .map_err(|e| anyhow::anyhow!("bench session: {e}"))?;
+        sessions.push(session.token);
+    }
     let queue = Arc::new(tokio::sync::Mutex::new(sessions));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -450,6 +472,84 @@ async fn storm_run(addr: String, firms: u32, clients: usize) -> anyhow::Result<(
             "argon2_ms": argon2 * 1000.0, "cores": cores,
             "ideal_seconds": f64::from(firms) * argon2 / cores as f64,
             "registration_seconds": registration_seconds, "registration_answers": registration.statuses,
+        })
+    );
+    Ok(())
+}
+
+async fn portal_run(addr: String, firms: u32, clients: usize, seconds: u64) -> anyhow::Result<()> {
+    storm::register(&addr, firms, clients.clamp(1, 16)).await?;
+    let mut conn = storm::Conn::new(&addr);
+    let mut tokens = Vec::with_capacity(firms as usize);
+    for i in 0..firms {
+        let body = serde_json::json!({"uscc": storm::uscc(i)?, "password": storm::PASSWORD});
+        let answer = conn
+            .json(
+                "POST",
+                "/api/portal/sessions",
+                None,
+                &storm::address(i),
+                &body,
+            )
+            .await?;
+        anyhow::ensure!(answer.status == 200, "login answered {}", answer.status);
+        let session: serde_json::Value = serde_json::from_slice(&answer.body)?;
+        tokens.push(
+            session["token"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("no token"))?
+                .to_owned(),
+        );
+    }
+    let tokens = Arc::new(tokens);
+    let started = Instant::now();
+    let deadline = started + std::time::Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for w in 0..clients {
+        let (addr, tokens) = (addr.clone(), Arc::clone(&tokens));
+        workers.push(tokio::spawn(async move {
+            let mut conn = storm::Conn::new(&addr);
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            let mut latencies = Vec::new();
+            let mut n = w;
+            while Instant::now() < deadline {
+                let token = &tokens[n % tokens.len()];
+                n += clients;
+                let began = Instant::now();
+                let answer = conn
+                    .json(
+                        "GET",
+                        "/api/portal/me",
+                        Some(token),
+                        "127.0.0.1",
+                        &serde_json::Value::Null,
+                    )
+                    .await?;
+                latencies.push(began.elapsed());
+                *statuses.entry(answer.status).or_default() += 1;
+            }
+            anyhow::Ok((statuses, latencies))
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    let mut latencies = Vec::new();
+    for w in workers {
+        let (s, l) = w.await??;
+        for (k, v) in s {
+            *statuses.entry(k).or_default() += v;
+        }
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    println!(
+        "{}",
+        serde_json::json!({
+            "firms": firms, "clients": clients, "seconds": elapsed,
+            "requests": latencies.len(), "per_second": latencies.len() as f64 / elapsed,
+            "answers": statuses,
+            "p50_ms": storm::percentile(&latencies, 0.50),
+            "p99_ms": storm::percentile(&latencies, 0.99),
         })
     );
     Ok(())

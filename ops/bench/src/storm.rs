@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use voucher_core::Uscc;
 
 /// The password every benchmark firm registers with (strong enough for the policy).
-const PASSWORD: &str = "storm-ridge-lantern-42";
+pub const PASSWORD: &str = "storm-ridge-lantern-42";
 
 /// One keep-alive connection that reopens itself when it has been idle long enough for the
 /// server's header-read timeout to close it.

@@ -1,0 +1,64 @@
+//! `voucher-accounts`: who is calling. Firms' accounts (registration, eligibility, password
+//! change and the hotline's reset), bureau staff (activation codes, roles, disabling, resets),
+//! sessions that end at once (rows in Postgres, see `voucher_core::auth`), and the TOTP second
+//! factor of `admin` and `finance`.
+
+pub mod codes;
+pub mod eligibility;
+pub mod firms;
+pub mod guard;
+pub mod staff;
+pub mod staff_admin;
+pub mod totp;
+
+use axum::routing::{delete, patch, post};
+use axum::Router;
+use voucher_core::AppState;
+
+/// This part's routes. Each handler's auth extractor (`FirmSession`, `BureauSession`) is in
+/// its signature; activation and password reset are anonymous and throttled per address.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/portal/firms", post(firms::register))
+        .route("/api/portal/sessions", post(firms::login))
+        .route("/api/portal/sessions/current", delete(firms::logout))
+        .route("/api/portal/password", post(firms::change_password))
+        .route("/api/portal/password-reset", post(firms::reset_password))
+        .route("/api/bureau/sessions", post(staff::login))
+        .route("/api/bureau/sessions/current", delete(staff::logout))
+        .route("/api/bureau/password", post(staff::change_password))
+        .route("/api/bureau/totp", post(staff_admin::enrol))
+        .route(
+            "/api/bureau/staff",
+            post(staff_admin::create).get(staff_admin::list),
+        )
+        .route("/api/bureau/staff/{id}", patch(staff_admin::patch))
+        .route("/api/bureau/staff/{id}/reset", post(staff_admin::reset))
+        .route("/api/bureau/activation", post(staff_admin::activate))
+        .route(
+            "/api/bureau/firms/{id}/password-reset",
+            post(firms::issue_reset),
+        )
+        .with_state(state)
+}
+
+/// The OpenAPI document of this part's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    firms::register,
+    firms::login,
+    firms::logout,
+    firms::change_password,
+    firms::reset_password,
+    firms::issue_reset,
+    staff::login,
+    staff::logout,
+    staff::change_password,
+    staff_admin::create,
+    staff_admin::activate,
+    staff_admin::list,
+    staff_admin::patch,
+    staff_admin::reset,
+    staff_admin::enrol,
+))]
+pub struct ApiDoc;
