@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc rather than glibc's malloc: under a login storm glibc's per-thread arenas kept what
-/// each thread had touched (measured in ops/bench-storm, see the README), while mimalloc returns
-/// freed pages and keeps the server's RSS near what it uses.
+/// The allocator is glibc's unless built with `--features mimalloc`. glibc's per-thread arenas
+/// were what kept gigabytes after a login storm when argon2 ran on up to 512 blocking threads;
+/// with hashing on one thread per core reusing its buffer, glibc stayed lower than mimalloc on
+/// both the storm (90 against 114 MiB peak) and the abuse run (166 against 207 MiB), so the
+/// default stays glibc (`ALLOC=mimalloc ops/bench-storm` and `ops/bench-abuse` measure the other).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
