@@ -74,27 +74,22 @@ postmaster_pid() {
 # The Patroni REST API of node N, one path (role, health); empty when it does not answer.
 rest() { curl -s -m 2 "http://127.0.0.1:$(rest_port "$1")/$2" 2>/dev/null || true; }
 
-# The node whose Patroni says it is the primary now, or nothing.
-primary_node() {
+# The first node whose Patroni answers 200 on the REST endpoint $1, or nothing.
+node_answering() {
     local n
     for n in "${NODES[@]}"; do
-        if curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$(rest_port "$n")/primary" 2>/dev/null | grep -q 200; then
+        if curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$(rest_port "$n")/$1" 2>/dev/null | grep -q 200; then
             echo "$n"
             return 0
         fi
     done
 }
 
+# The node whose Patroni says it is the primary now, or nothing.
+primary_node() { node_answering primary; }
+
 # The node that is a streaming synchronous standby now, or nothing.
-sync_standby_node() {
-    local n
-    for n in "${NODES[@]}"; do
-        if curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$(rest_port "$n")/sync" 2>/dev/null | grep -q 200; then
-            echo "$n"
-            return 0
-        fi
-    done
-}
+sync_standby_node() { node_answering sync; }
 
 start_etcd() {
     start_process etcd postgres etcd --name voucher-etcd \

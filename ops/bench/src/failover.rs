@@ -15,7 +15,6 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use voucher_core::Uscc;
 
 /// How long one attempt may take before the client gives up on it and retries.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,45 +120,18 @@ impl Client {
 /// Firms inserted straight into the database, eligible and not yet holding a voucher, with
 /// sessions signed with the cluster's shared session secret: the claims of the run.
 async fn claim_sessions(pool: &sqlx::PgPool, count: u32) -> anyhow::Result<Vec<String>> {
-    let state = voucher_core::AppState::new(
-        pool.clone(),
-        voucher_core::cache::Redis::new(&std::env::var("REDIS_URL")?)?,
-        &PathBuf::from(std::env::var("VOUCHER_KEY_DIR")?),
-    )?;
     // Numbered after the firms earlier runs inserted, so every run's USCCs are new.
     let offset: i64 =
         sqlx::query_scalar("select count(*) from firms where name = 'failover test firm'")
             .fetch_one(pool)
             .await?;
-    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
-    let usccs: Vec<String> = (0..count)
-        .map(|i| {
-            Uscc::with_check_digits("91440306", &format!("MF{:06}", offset + i64::from(i)))
-                .map(|u| u.to_string())
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    sqlx::query(
-        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
-           select id, uscc, 'failover test firm', 'C3911', '宝安区', 'test', '13800000000', 'x', true
-           from unnest($1::uuid[], $2::text[]) as t(id, uscc)"#,
-    )
-    .bind(&ids)
-    .bind(&usccs)
-    .execute(pool)
-    .await?;
+    let sessions =
+        crate::firms_with_sessions(pool, "failover test firm", "MF", offset, count).await?;
     sqlx::query("update program_years set firm_quota = firm_quota + $1 where year = (select max(year) from program_years)")
         .bind(i32::try_from(count)?)
         .execute(pool)
         .await?;
-    let mut tokens = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let session = voucher_core::auth::firm_session(&state, *id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        tokens.push(session.token);
-    }
-    Ok(tokens)
+    Ok(sessions)
 }
 
 /// What one worker acknowledged and met.

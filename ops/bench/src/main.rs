@@ -313,40 +313,56 @@ async fn load(n: u32, out: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn claims(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+/// Inserts `count` eligible firms named `name` straight into the database (USCCs
+/// `91440306` + `prefix` + a six-digit number from `first`), and signs each a session as a row
+/// with the running server's key directory (DATABASE_URL, REDIS_URL, VOUCHER_KEY_DIR): the
+/// sessions, in firm order.
+pub(crate) async fn firms_with_sessions(
+    pool: &sqlx::PgPool,
+    name: &str,
+    prefix: &str,
+    first: i64,
+    count: u32,
+) -> anyhow::Result<Vec<String>> {
     let state = voucher_core::AppState::new(
         pool.clone(),
         voucher_core::cache::Redis::new(&std::env::var("REDIS_URL")?)?,
         &PathBuf::from(std::env::var("VOUCHER_KEY_DIR")?),
     )?;
-    let platform: Uuid = sqlx::query_scalar("select id from platforms order by created_at limit 1")
-        .fetch_one(&pool)
-        .await?;
-    let ids: Vec<Uuid> = (0..firms).map(|_| Uuid::now_v7()).collect();
-    let usccs: Vec<String> = (0..firms)
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let usccs: Vec<String> = (0..count)
         .map(|i| {
-            Uscc::with_check_digits("91440306", &format!("MC{i:06}"))
+            Uscc::with_check_digits("91440306", &format!("{prefix}{:06}", first + i64::from(i)))
                 .map(|u| u.to_string())
                 .map_err(|e| anyhow::anyhow!("{e}"))
         })
         .collect::<Result<_, _>>()?;
     sqlx::query(
         r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
-           select id, uscc, 'claims bench firm', 'C3911', '宝安区', 'bench', '13800000000', 'x', true
+           select id, uscc, $3, 'C3911', '宝安区', 'bench', '13800000000', 'x', true
            from unnest($1::uuid[], $2::text[]) as t(id, uscc)"#,
     )
     .bind(&ids)
     .bind(&usccs)
-    .execute(&pool)
+    .bind(name)
+    .execute(pool)
     .await?;
-    let mut sessions: Vec<String> = Vec::with_capacity(ids.len());
+    let mut sessions = Vec::with_capacity(ids.len());
     for id in &ids {
         let session = voucher_core::auth::firm_session(&state, *id)
             .await
             .map_err(|e| anyhow::anyhow!("bench session: {e}"))?;
         sessions.push(session.token);
     }
+    Ok(sessions)
+}
+
+async fn claims(addr: String, firms: u32, clients: usize) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+    let platform: Uuid = sqlx::query_scalar("select id from platforms order by created_at limit 1")
+        .fetch_one(&pool)
+        .await?;
+    let sessions = firms_with_sessions(&pool, "claims bench firm", "MC", 0, firms).await?;
     let queue = Arc::new(tokio::sync::Mutex::new(sessions));
     let started = Instant::now();
     let mut workers = Vec::new();
