@@ -62,6 +62,8 @@ enum Command {
         #[command(subcommand)]
         command: voucherd::rules_cli::RulesCommand,
     },
+    /// Print the OpenAPI document the server serves at /openapi.json (no database needed).
+    Openapi,
     /// Run the nightly settlement job for one business date (Asia/Shanghai).
     Settle {
         /// YYYY-MM-DD.
@@ -125,6 +127,10 @@ fn main() -> ExitCode {
             Command::Demo => demo().await,
             Command::Rules { command } => voucherd::rules_cli::run(command),
             Command::Settle { date } => settle(&date).await,
+            Command::Openapi => {
+                println!("{:#}", voucherd::openapi_json());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -66,6 +66,223 @@ fn ensure(responses: &mut Map<String, Value>, status: &str, description: &str) {
     }
 }
 
+/// Declares `limit` and `cursor` on a list operation (unless it names them itself) and the
+/// `Link` header its answer carries while more rows follow.
+fn add_paging(operation: &mut Value) {
+    if !operation["parameters"].is_array() {
+        operation["parameters"] = json!([]);
+    }
+    let parameters = operation["parameters"]
+        .as_array_mut()
+        .expect("parameters is an array");
+    parameters.retain(|p| p["name"] != "limit" && p["name"] != "cursor");
+    parameters.push(json!({"name": "limit", "in": "query", "required": false,
+        "description": "Rows per page, 1 to 1000 (default 1000)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}));
+    parameters.push(json!({"name": "cursor", "in": "query", "required": false,
+        "description": "From the previous page's `Link: rel=\"next\"`; opaque",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200}}));
+    if let Some(ok) = operation["responses"].get_mut("200") {
+        ok["headers"] = json!({"Link": {
+            "description": "`<URL>; rel=\"next\"` when more rows follow (RFC 8288); absent on the last page",
+            "schema": {"type": "string"},
+        }});
+    }
+}
+
+const USCC: &str = "^[0-9A-HJ-NPQRTUWXY]{18}$";
+const MONTH: &str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+const DATE: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+
+/// String properties' constraints by property name, wherever the name appears (the rules
+/// behind them: API.md's Conventions and the handlers' own checks).
+const BY_NAME: &[(&str, &str)] = &[
+    ("uscc", USCC),
+    ("firm_uscc", USCC),
+    ("platform_uscc", USCC),
+    ("applicant_uscc", USCC),
+    ("month", MONTH),
+    ("billing_period", MONTH),
+    ("business_date", DATE),
+    ("invoice_no", r#"{"minLength": 1, "maxLength": 64}"#),
+    ("contract_no", r#"{"minLength": 1, "maxLength": 64}"#),
+    ("username", "^[a-z0-9._-]{3,64}$"),
+    ("new_password", r#"{"minLength": 10, "maxLength": 128}"#),
+    ("current_password", r#"{"minLength": 1, "maxLength": 128}"#),
+    ("otp", "^[0-9]{6}$"),
+    ("measure", "^[a-z0-9_]{1,64}$"),
+];
+
+/// Constraints that hold for one schema's property only: `(schema, property, constraint)`.
+/// A constraint is a JSON object merged into the property, or else a pattern.
+const BY_SCHEMA: &[(&str, &str, &str)] = &[
+    (
+        "Registration",
+        "password",
+        r#"{"minLength": 10, "maxLength": 128}"#,
+    ),
+    (
+        "Activate",
+        "password",
+        r#"{"minLength": 10, "maxLength": 128}"#,
+    ),
+    (
+        "Registration",
+        "name",
+        r#"{"minLength": 1, "maxLength": 200}"#,
+    ),
+    ("Registration", "industry_code", "^[A-T][0-9]{2,4}$"),
+    (
+        "Registration",
+        "district",
+        r#"{"minLength": 1, "maxLength": 50}"#,
+    ),
+    (
+        "Registration",
+        "contact_name",
+        r#"{"minLength": 1, "maxLength": 100}"#,
+    ),
+    ("Registration", "contact_phone", "^[0-9+ -]{5,20}$"),
+    (
+        "NewPlatform",
+        "name",
+        r#"{"minLength": 1, "maxLength": 200}"#,
+    ),
+    (
+        "ReversalRequest",
+        "reason",
+        r#"{"minLength": 1, "maxLength": 500}"#,
+    ),
+    (
+        "Payment",
+        "reference",
+        r#"{"minLength": 1, "maxLength": 100}"#,
+    ),
+    ("EvaluateRequest", "date", DATE),
+    ("AwardRequest", "date", DATE),
+    ("Award", "date", DATE),
+    ("RunSummary", "business_date", DATE),
+    (
+        "Voucher",
+        "status",
+        r#"{"enum": ["active", "exhausted", "cancelled", "lapsed", "expired"]}"#,
+    ),
+    ("PlatformVoucher", "status", r#"{"enum": ["active"]}"#),
+    (
+        "Redemption",
+        "status",
+        r#"{"enum": ["active", "reversed"]}"#,
+    ),
+    (
+        "Statement",
+        "status",
+        r#"{"enum": ["draft", "approved", "paid"]}"#,
+    ),
+    ("Readiness", "status", r#"{"enum": ["ready", "not_ready"]}"#),
+    ("Readiness", "postgres", r#"{"enum": ["up", "down"]}"#),
+    ("Readiness", "redis", r#"{"enum": ["up", "down"]}"#),
+    ("Health", "status", r#"{"enum": ["ok"]}"#),
+    ("Finding", "problem", r#"{"enum": ["edited", "removed"]}"#),
+    ("Jwk", "kty", r#"{"enum": ["OKP"]}"#),
+    ("Jwk", "crv", r#"{"enum": ["Ed25519"]}"#),
+    ("Jwk", "use", r#"{"enum": ["sig"]}"#),
+    ("Jwk", "alg", r#"{"enum": ["EdDSA"]}"#),
+];
+
+/// Query, path and header parameters the handlers require or constrain:
+/// `(path, parameter, required, constraint)`.
+const PARAMETERS: &[(&str, &str, bool, &str)] = &[
+    ("/v1/redemptions", "month", true, MONTH),
+    ("/v1/redemptions", "Idempotency-Key", true, "^[ -~]{1,64}$"),
+    ("/v1/statements", "month", true, MONTH),
+    ("/api/bureau/statements", "month", true, MONTH),
+    (
+        "/api/bureau/settlement-runs/{business_date}",
+        "business_date",
+        true,
+        DATE,
+    ),
+    ("/api/rules/measures", "date", true, DATE),
+    ("/api/rules/awards", "year", true, "^[0-9]{4}$"),
+    ("/api/rules/awards", "measure", false, "^[a-z0-9_]{1,64}$"),
+];
+
+/// `constraint` as JSON to merge: an object as it is, anything else as a pattern.
+fn constraint(text: &str) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            let mut map = Map::new();
+            map.insert("pattern".to_owned(), json!(text));
+            map
+        }
+    }
+}
+
+/// Whether a property's schema is a string (or a nullable string).
+fn is_string(schema: &Value) -> bool {
+    schema["type"] == "string"
+        || schema["type"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "string"))
+}
+
+/// Merges the constraint tables into the schemas and parameters. Panics on an entry that names
+/// nothing, so the tables cannot drift from the code unnoticed (the document is built in tests).
+fn constrain(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"]
+        .as_object_mut()
+        .expect("the document has schemas");
+    for (name, schema) in schemas.iter_mut() {
+        let Some(properties) = schema["properties"].as_object_mut() else {
+            continue;
+        };
+        for (property, value) in properties.iter_mut() {
+            if !is_string(value) {
+                continue;
+            }
+            let rules = BY_NAME
+                .iter()
+                .filter(|(p, _)| p == property)
+                .map(|(_, c)| *c)
+                .chain(
+                    BY_SCHEMA
+                        .iter()
+                        .filter(|(s, p, _)| s == name && p == property)
+                        .map(|(_, _, c)| *c),
+                );
+            for rule in rules {
+                for (k, v) in constraint(rule) {
+                    value[k] = v;
+                }
+            }
+        }
+    }
+    for (schema, property, _) in BY_SCHEMA {
+        assert!(
+            is_string(&doc["components"]["schemas"][schema]["properties"][property]),
+            "constraint table: {schema}.{property} is not a string property"
+        );
+    }
+    for (path, name, required, rule) in PARAMETERS {
+        let mut found = false;
+        if let Some(item) = doc["paths"][path].as_object_mut() {
+            for (_, operation) in item.iter_mut() {
+                for p in operation["parameters"].as_array_mut().into_iter().flatten() {
+                    if p["name"] == *name {
+                        found = true;
+                        p["required"] = json!(required);
+                        for (k, v) in constraint(rule) {
+                            p["schema"][k] = v;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(found, "constraint table: no parameter {name} on {path}");
+    }
+}
+
 /// Applies the conventions to `doc` (the generated document as JSON).
 pub fn finish(mut doc: Value) -> Value {
     let mut seen_ids = std::collections::HashSet::new();
@@ -123,16 +340,37 @@ pub fn finish(mut doc: Value) -> Value {
                 "503",
                 "`overloaded`: the server is shedding load; retry after Retry-After",
             );
-            let paged = operation["parameters"]
+            // Every list is paged (API.md, Conventions): a GET whose answer is an array takes
+            // `limit` and `cursor` and may answer `Link`.
+            let list = method == "get"
+                && operation["responses"]["200"]["content"]["application/json"]["schema"]["type"]
+                    == "array";
+            if list {
+                add_paging(operation);
+            }
+            let parameters = operation["parameters"]
                 .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "cursor"));
-            if paged {
-                if let Some(ok) = operation["responses"].get_mut("200") {
-                    ok["headers"] = json!({"Link": {
-                        "description": "`<URL>; rel=\"next\"` when more rows follow (RFC 8288)",
-                        "schema": {"type": "string"},
-                    }});
-                }
+                .cloned()
+                .unwrap_or_default();
+            let responses = operation["responses"]
+                .as_object_mut()
+                .expect("every operation has responses");
+            if parameters.iter().any(|p| p["in"] == "path") {
+                ensure(
+                    responses,
+                    "404",
+                    "`not_found`: no such resource visible to the caller",
+                );
+            }
+            if parameters
+                .iter()
+                .any(|p| p["in"] == "query" || p["in"] == "header")
+            {
+                ensure(
+                    responses,
+                    "422",
+                    "`validation_failed`: a parameter is missing or invalid",
+                );
             }
             let responses = operation["responses"]
                 .as_object_mut()
@@ -197,5 +435,6 @@ pub fn finish(mut doc: Value) -> Value {
             "description": "A platform API key (vk_live_...) issued by the bureau"},
     });
     doc["components"]["securitySchemes"] = schemes;
+    constrain(&mut doc);
     doc
 }

@@ -1,6 +1,6 @@
 //! Firms' accounts: registration, sessions, logout, password change and the hotline's reset.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::{self, BureauSession, FirmSession, Role, Session, Subject};
 use voucher_core::error::is_constraint;
+use voucher_core::extract::Path;
 use voucher_core::passwords::check_new_password;
 use voucher_core::throttle::ClientAddr;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Uscc};

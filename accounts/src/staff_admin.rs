@@ -3,8 +3,8 @@
 //! activates; a reviewer may enrol an authenticator. An admin cannot disable, demote or reset
 //! itself.
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,6 +12,8 @@ use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::{self, BureauSession, Role, Subject};
 use voucher_core::config::is_valid_username;
+use voucher_core::extract::Path;
+use voucher_core::page::Page;
 use voucher_core::passwords::check_new_password;
 use voucher_core::throttle::ClientAddr;
 use voucher_core::{ApiError, AppState, ErrorCode, Json};
@@ -195,22 +197,27 @@ pub struct StaffEntry {
     pub last_login_at: Option<OffsetDateTime>,
 }
 
-/// Every staff account, by username (admins only).
+/// Every staff account, by username (paged; admins only).
 #[utoipa::path(get, path = "/api/bureau/staff", tag = "bureau", security(("bearer" = [])),
     responses((status = 200, body = [StaffEntry]), (status = 403, body = voucher_core::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     session: BureauSession,
-) -> Result<Json<Vec<StaffEntry>>, ApiError> {
+    page: Page<String>,
+) -> Result<(HeaderMap, Json<Vec<StaffEntry>>), ApiError> {
     session.require(&[Role::Admin])?;
+    let after = page.after_or(String::new());
     let rows = sqlx::query!(
         r#"select id, username, role, disabled, totp_secret is not null as "totp_enrolled!",
                   password_hash is not null as "activated!", created_at, last_login_at
-           from staff order by username"#
+           from staff where username > $1 order by username limit $2"#,
+        after,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
-    rows.into_iter()
+    let mut staff = rows
+        .into_iter()
         .map(|r| {
             Ok(StaffEntry {
                 id: r.id,
@@ -224,8 +231,9 @@ pub async fn list(
                 last_login_at: r.last_login_at,
             })
         })
-        .collect::<Result<Vec<_>, ApiError>>()
-        .map(Json)
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let headers = page.finish(&mut staff, |s| s.username.clone());
+    Ok((headers, Json(staff)))
 }
 
 /// A change to a staff account.

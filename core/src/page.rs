@@ -1,7 +1,8 @@
 //! Paged lists (API.md, Conventions): `limit` (1–1000, default 1000) and `cursor`; when more
 //! rows follow, a `Link: <URL>; rel="next"` header (RFC 8288) whose URL fetches the next page.
-//! Pages are keyset pages (`where (created_at, id) > cursor`), never OFFSET, so rows inserted
-//! while a client pages neither repeat nor shift what it has not read yet.
+//! Pages are keyset pages (`where (created_at, id) > cursor`, or whatever the list's order is),
+//! never OFFSET, so rows inserted while a client pages neither repeat nor shift what it has not
+//! read yet. The cursor is the last row's sort key, written by [`Key`].
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -14,13 +15,86 @@ use crate::error::ApiError;
 /// The most rows one page holds.
 pub const MAX_LIMIT: i64 = 1000;
 
-/// A page request: how many rows, and after which row.
+/// Before every row a list ordered by `(timestamp, id)` holds.
+pub const EARLIEST: (OffsetDateTime, Uuid) =
+    (time::macros::datetime!(1900-01-01 00:00 UTC), Uuid::nil());
+
+/// After every row a list ordered by `(timestamp, id)` holds (for lists newest first).
+pub const LATEST: (OffsetDateTime, Uuid) =
+    (time::macros::datetime!(9999-12-31 00:00 UTC), Uuid::max());
+
+/// A list's sort key, as a cursor: the last row of a page, written into the next page's URL.
+pub trait Key: Sized {
+    /// The cursor text.
+    fn encode(&self) -> String;
+    /// The key back from a cursor this list gave; `None` for anything else.
+    fn decode(text: &str) -> Option<Self>;
+}
+
+impl Key for (OffsetDateTime, Uuid) {
+    fn encode(&self) -> String {
+        format!("{}.{}", self.0.unix_timestamp_nanos() / 1000, self.1)
+    }
+    fn decode(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('.')?;
+        let micros: i128 = micros.parse().ok()?;
+        let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000)?).ok()?;
+        Some((at, id.parse().ok()?))
+    }
+}
+
+impl Key for i64 {
+    fn encode(&self) -> String {
+        self.to_string()
+    }
+    fn decode(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+}
+
+impl Key for time::Date {
+    fn encode(&self) -> String {
+        self.to_string()
+    }
+    fn decode(text: &str) -> Option<Self> {
+        crate::calendar::parse_date(text)
+    }
+}
+
+/// Text keys travel hex-encoded, so a cursor is plain ASCII whatever the text holds.
+impl Key for String {
+    fn encode(&self) -> String {
+        self.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+    fn decode(text: &str) -> Option<Self> {
+        if text.len() % 2 != 0 || !text.is_ascii() {
+            return None;
+        }
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        String::from_utf8(bytes).ok()
+    }
+}
+
+impl Key for (String, Uuid) {
+    fn encode(&self) -> String {
+        format!("{}.{}", self.0.encode(), self.1)
+    }
+    fn decode(text: &str) -> Option<Self> {
+        let (name, id) = text.split_once('.')?;
+        Some((String::decode(name)?, id.parse().ok()?))
+    }
+}
+
+/// A page request: how many rows, and after which row (the list's sort key `K`).
 #[derive(Debug, Clone)]
-pub struct Page {
+pub struct Page<K = (OffsetDateTime, Uuid)> {
     /// Rows wanted (1–1000).
     pub limit: i64,
-    /// The last row of the previous page, as `(created_at, id)`.
-    pub after: Option<(OffsetDateTime, Uuid)>,
+    /// The last row of the previous page.
+    pub after: Option<K>,
     uri: Uri,
 }
 
@@ -30,7 +104,7 @@ struct PageQuery {
     cursor: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Page {
+impl<S: Send + Sync, K: Key> FromRequestParts<S> for Page<K> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
@@ -45,7 +119,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
                     ApiError::validation("limit", "must be a whole number from 1 to 1000")
                 })?,
         };
-        let after = q.cursor.map(|c| decode(&c)).transpose()?;
+        let after = q
+            .cursor
+            .map(|c| {
+                K::decode(&c)
+                    .ok_or_else(|| ApiError::validation("cursor", "is not a cursor this list gave"))
+            })
+            .transpose()?;
         Ok(Page {
             limit,
             after,
@@ -54,25 +134,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
     }
 }
 
-fn decode(cursor: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
-    let bad = || ApiError::validation("cursor", "is not a cursor this list gave");
-    let (micros, id) = cursor.split_once('.').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
-    Ok((at, id.parse().map_err(|_| bad())?))
-}
-
-fn encode(at: OffsetDateTime, id: Uuid) -> String {
-    format!("{}.{id}", at.unix_timestamp_nanos() / 1000)
-}
-
-impl Page {
+impl Page<(OffsetDateTime, Uuid)> {
     /// The `(created_at, id)` to start after: the cursor's, or before every row.
     pub fn after_or_start(&self) -> (OffsetDateTime, Uuid) {
-        self.after.unwrap_or((
-            OffsetDateTime::UNIX_EPOCH - time::Duration::days(365_000),
-            Uuid::nil(),
-        ))
+        self.after.unwrap_or(EARLIEST)
+    }
+}
+
+impl<K: Key> Page<K> {
+    /// The key to start after (or before, for lists in descending order): the cursor's, or
+    /// `start`, which lies before every row in the list's order.
+    pub fn after_or(&self, start: K) -> K
+    where
+        K: Clone,
+    {
+        self.after.clone().unwrap_or(start)
     }
 
     /// How many rows to fetch: one more than the page, to know whether another follows.
@@ -80,27 +156,42 @@ impl Page {
         self.limit + 1
     }
 
-    /// Cuts `rows` (fetched with [`Page::fetch`], in `(created_at, id)` order) to the page and
+    /// Cuts `rows` (fetched with [`Page::fetch`], in the list's order) to the page and
     /// answers the headers: `Link: rel="next"` when more follow.
-    pub fn finish<T>(
-        &self,
-        rows: &mut Vec<T>,
-        key: impl Fn(&T) -> (OffsetDateTime, Uuid),
-    ) -> HeaderMap {
+    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> K) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if rows.len() as i64 > self.limit {
             rows.truncate(self.limit as usize);
             if let Some(last) = rows.last() {
-                let (at, id) = key(last);
                 if let Ok(value) = HeaderValue::from_str(&format!(
                     "<{}>; rel=\"next\"",
-                    self.next_url(&encode(at, id))
+                    self.next_url(&key(last).encode())
                 )) {
                     headers.insert(header::LINK, value);
                 }
             }
         }
         headers
+    }
+
+    /// Pages a list already in memory and in its order, keyed by `key`: the rows after the
+    /// cursor's row, at most `limit` of them (for short fixed lists such as the rules'
+    /// measures, which are not rows in a table).
+    pub fn slice<T>(&self, rows: Vec<T>, key: impl Fn(&T) -> K) -> (HeaderMap, Vec<T>)
+    where
+        K: PartialEq,
+    {
+        let mut rest: Vec<T> = match &self.after {
+            None => rows,
+            Some(after) => rows
+                .into_iter()
+                .skip_while(|r| key(r) != *after)
+                .skip(1)
+                .collect(),
+        };
+        rest.truncate(self.fetch() as usize);
+        let headers = self.finish(&mut rest, key);
+        (headers, rest)
     }
 
     /// The request's own path and query with `cursor` set to `cursor`.
@@ -126,9 +217,15 @@ mod tests {
     fn a_cursor_round_trips_and_garbage_is_refused() {
         let at = time::macros::datetime!(2026-12-01 10:00:00.123456 UTC);
         let id = Uuid::now_v7();
-        assert_eq!(decode(&encode(at, id)).unwrap(), (at, id));
+        let key = (at, id);
+        assert_eq!(<(OffsetDateTime, Uuid)>::decode(&key.encode()), Some(key));
         for bad in ["", "x", "1.y", "abc.00000000-0000-0000-0000-000000000000"] {
-            assert!(decode(bad).is_err(), "{bad}");
+            assert!(<(OffsetDateTime, Uuid)>::decode(bad).is_none(), "{bad}");
+        }
+        let named = ("平台 A&b=c".to_owned(), id);
+        assert_eq!(<(String, Uuid)>::decode(&named.encode()), Some(named));
+        for bad in ["zz", "e", "ff"] {
+            assert!(String::decode(bad).is_none(), "{bad}");
         }
     }
 }

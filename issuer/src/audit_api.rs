@@ -1,37 +1,37 @@
 //! The audit log for the bureau, and the public JWKS.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use voucher_core::audit::{self, Entry, Verification};
 use voucher_core::auth::BureauSession;
 use voucher_core::extract::Query;
+use voucher_core::page::Page;
 use voucher_core::token::{self, Jwks};
 use voucher_core::{ApiError, AppState, Json};
 
-/// Paging through the log.
+/// Where to start reading the log (`limit` and `cursor` page it, as every list).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Entries after this seq (default 0).
+    /// Entries after this seq (default 0); a `cursor` takes precedence.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
-    /// At most this many (default 100, at most 1000).
-    pub limit: Option<i64>,
 }
 
-/// Audit entries in the order appended.
+/// Audit entries in the order appended (paged; the cursor is the last entry's seq).
 #[utoipa::path(get, path = "/api/bureau/audit", tag = "bureau", params(AuditQuery),
     security(("bearer" = [])), responses((status = 200, body = [Entry])))]
 pub async fn list(
     State(state): State<AppState>,
     _session: BureauSession,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Vec<Entry>>, ApiError> {
-    let after = q.after.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be 1 to 1000"));
-    }
-    Ok(Json(audit::list(&state.db, after, limit).await?))
+    page: Page<i64>,
+) -> Result<(HeaderMap, Json<Vec<Entry>>), ApiError> {
+    let after = page.after_or(q.after.unwrap_or(0));
+    let mut entries = audit::list(&state.db, after, page.fetch()).await?;
+    let headers = page.finish(&mut entries, |e| e.seq);
+    Ok((headers, Json(entries)))
 }
 
 /// Checks the hash chain and names every entry edited or removed since it was sealed.

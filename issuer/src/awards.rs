@@ -2,7 +2,7 @@
 //! justified it; Postgres decides the annual quota and the facts the register knows itself.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,6 +13,7 @@ use voucher_core::audit;
 use voucher_core::auth::{BureauSession, Role};
 use voucher_core::error::is_constraint;
 use voucher_core::extract::Query;
+use voucher_core::page::Page;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money, Uscc};
 
 use crate::rules_api::{evaluate_measure, parse_date, TraceStep};
@@ -383,7 +384,8 @@ pub async fn list_awards(
     State(state): State<AppState>,
     _session: BureauSession,
     Query(q): Query<AwardsQuery>,
-) -> Result<Json<Vec<Award>>, ApiError> {
+    page: Page,
+) -> Result<(HeaderMap, Json<Vec<Award>>), ApiError> {
     let year: i32 = q
         .year
         .as_deref()
@@ -409,23 +411,30 @@ pub async fn list_awards(
             )));
         }
     }
+    let (after_at, after_id) = page.after_or_start();
     let rows = sqlx::query_as!(
         AwardRow,
         r#"select id, measure, award_date, year, applicant_uscc, award, policy_version,
                   params_hash, annual_quota, facts, trace, recorded_at, recorded_by
            from awards
            where year = $1 and ($2::text is null or measure = $2)
-           order by recorded_at, id"#,
+             and (recorded_at, id) > ($3, $4)
+           order by recorded_at, id
+           limit $5"#,
         year,
-        q.measure
+        q.measure,
+        after_at,
+        after_id,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
-    let awards = rows
+    let mut awards = rows
         .into_iter()
         .map(AwardRow::into_award)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(awards))
+    let headers = page.finish(&mut awards, |a| (a.recorded_at, a.id));
+    Ok((headers, Json(awards)))
 }
 
 /// An `awards` row as stored.

@@ -1,9 +1,11 @@
 //! What a firm sees of itself and the platforms it can choose (its account is `accounts`'s).
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::Serialize;
 use uuid::Uuid;
 use voucher_core::auth::FirmSession;
+use voucher_core::page::Page;
 use voucher_core::{ApiError, AppState, Json, Money};
 
 use crate::programs;
@@ -89,18 +91,27 @@ pub struct PlatformOption {
     pub name: String,
 }
 
-/// Active platforms, by name.
+/// Active platforms, by name (paged).
 #[utoipa::path(get, path = "/api/portal/platforms", tag = "portal", security(("bearer" = [])),
     responses((status = 200, body = [PlatformOption])))]
 pub async fn platforms(
     State(state): State<AppState>,
     _session: FirmSession,
-) -> Result<Json<Vec<PlatformOption>>, ApiError> {
-    let rows = sqlx::query_as!(
+    page: Page<(String, Uuid)>,
+) -> Result<(HeaderMap, Json<Vec<PlatformOption>>), ApiError> {
+    let (after_name, after_id) = page.after_or((String::new(), Uuid::nil()));
+    let mut rows = sqlx::query_as!(
         PlatformOption,
-        r#"select id, name from platforms where active order by name"#
+        r#"select id, name from platforms
+           where active and (name, id) > ($1, $2)
+           order by name, id
+           limit $3"#,
+        after_name,
+        after_id,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(rows))
+    let headers = page.finish(&mut rows, |p| (p.name.clone(), p.id));
+    Ok((headers, Json(rows)))
 }

@@ -8,11 +8,13 @@
 //! one conditional update on `award_counts` decides so that concurrent awards never pass it.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::Date;
 use voucher_core::auth::BureauSession;
 use voucher_core::extract::Query;
+use voucher_core::page::Page;
 use voucher_core::{ApiError, AppState, Json, Money};
 
 /// A measure in force on a date (`GET /api/rules/measures`).
@@ -136,7 +138,8 @@ pub async fn measures(
     State(state): State<AppState>,
     _session: BureauSession,
     Query(q): Query<MeasuresQuery>,
-) -> Result<Json<Vec<Measure>>, ApiError> {
+    page: Page<String>,
+) -> Result<(HeaderMap, Json<Vec<Measure>>), ApiError> {
     let date = parse_date("date", q.date.as_deref())?;
     if state.rules.version_on(date).is_none() {
         return Err(ApiError::not_found(format!(
@@ -154,7 +157,9 @@ pub async fn measures(
             annual_quota: m.annual_quota,
         })
         .collect();
-    Ok(Json(list))
+    // The catalogue's order, keyed by measure id: a fixed list, not rows in a table.
+    let (headers, list) = page.slice(list, |m: &Measure| m.id.clone());
+    Ok((headers, Json(list)))
 }
 
 /// Evaluates one measure for an applicant's facts on a date, with the trace; any bureau role.

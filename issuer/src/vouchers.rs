@@ -6,7 +6,7 @@
 //! program row is held only for the commit. No interleaving admits more firms than the quota.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -16,6 +16,7 @@ use voucher_core::auth::FirmSession;
 use voucher_core::error::is_constraint;
 use voucher_core::extract::Path;
 use voucher_core::ledger::{self, Account, Kind, Posting};
+use voucher_core::page::{self, Page};
 use voucher_core::state::SHANGHAI;
 use voucher_core::token::{self, VoucherClaims};
 use voucher_core::vouchers::effective_status;
@@ -403,7 +404,7 @@ async fn claim_in_tx(
 
 /// Reads one of the firm's vouchers; another firm's is `not_found`.
 pub async fn fetch(state: &AppState, firm_id: Uuid, id: Uuid) -> Result<Voucher, ApiError> {
-    list_where(state, firm_id, Some(id))
+    list_where(state, firm_id, Some(id), page::LATEST, 1)
         .await?
         .pop()
         .ok_or_else(|| ApiError::not_found("no such voucher"))
@@ -413,6 +414,8 @@ async fn list_where(
     state: &AppState,
     firm_id: Uuid,
     id: Option<Uuid>,
+    (before_at, before_id): (OffsetDateTime, Uuid),
+    limit: i64,
 ) -> Result<Vec<Voucher>, ApiError> {
     let now = state.clock.now();
     let rows = sqlx::query!(
@@ -421,9 +424,14 @@ async fn list_where(
                   v.expires_at, v.token
            from vouchers v join firms f on f.id = v.firm_id join platforms p on p.id = v.platform_id
            where v.firm_id = $1 and ($2::uuid is null or v.id = $2)
-           order by v.issued_at desc, v.id desc"#,
+             and (v.issued_at, v.id) < ($3, $4)
+           order by v.issued_at desc, v.id desc
+           limit $5"#,
         firm_id,
-        id
+        id,
+        before_at,
+        before_id,
+        limit
     )
     .fetch_all(&state.db)
     .await?;
@@ -458,14 +466,24 @@ async fn list_where(
         .collect()
 }
 
-/// The firm's vouchers, newest first.
+/// The firm's vouchers, newest first (paged).
 #[utoipa::path(get, path = "/api/portal/vouchers", tag = "portal", security(("bearer" = [])),
     responses((status = 200, body = [Voucher])))]
 pub async fn list(
     State(state): State<AppState>,
     session: FirmSession,
-) -> Result<Json<Vec<Voucher>>, ApiError> {
-    Ok(Json(list_where(&state, session.firm_id, None).await?))
+    page: Page,
+) -> Result<(HeaderMap, Json<Vec<Voucher>>), ApiError> {
+    let mut vouchers = list_where(
+        &state,
+        session.firm_id,
+        None,
+        page.after_or(page::LATEST),
+        page.fetch(),
+    )
+    .await?;
+    let headers = page.finish(&mut vouchers, |v| (v.issued_at, v.id));
+    Ok((headers, Json(vouchers)))
 }
 
 /// One of the firm's vouchers.

@@ -1,13 +1,14 @@
 //! The bureau's side of platforms: registering them and issuing, listing and revoking keys.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use voucher_core::audit::{self, Actor};
 use voucher_core::auth::{BureauSession, Role};
 use voucher_core::extract::Path;
+use voucher_core::page::Page;
 use voucher_core::platform::generate_key;
 use voucher_core::{ApiError, AppState, Json, Uscc};
 
@@ -193,23 +194,36 @@ pub struct PlatformView {
     pub keys: Vec<KeyView>,
 }
 
-/// Every platform and its keys; every role may read.
+/// Every platform and its keys, by name (paged); every role may read.
 #[utoipa::path(get, path = "/api/bureau/platforms", tag = "bureau", security(("bearer" = [])),
     responses((status = 200, body = [PlatformView])))]
 pub async fn list(
     State(state): State<AppState>,
     _session: BureauSession,
-) -> Result<Json<Vec<PlatformView>>, ApiError> {
-    let platforms = sqlx::query!(r#"select id, name, uscc, active from platforms order by name"#)
-        .fetch_all(&state.db)
-        .await?;
-    let keys = sqlx::query!(
-        r#"select id, platform_id, display, created_at, last_used_at, revoked_at
-           from api_keys order by created_at desc"#
+    page: Page<(String, Uuid)>,
+) -> Result<(HeaderMap, Json<Vec<PlatformView>>), ApiError> {
+    let (after_name, after_id) = page.after_or((String::new(), Uuid::nil()));
+    let mut platforms = sqlx::query!(
+        r#"select id, name, uscc, active from platforms
+           where (name, id) > ($1, $2)
+           order by name, id
+           limit $3"#,
+        after_name,
+        after_id,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(
+    let headers = page.finish(&mut platforms, |p| (p.name.clone(), p.id));
+    let ids: Vec<Uuid> = platforms.iter().map(|p| p.id).collect();
+    let keys = sqlx::query!(
+        r#"select id, platform_id, display, created_at, last_used_at, revoked_at
+           from api_keys where platform_id = any($1) order by created_at desc, id"#,
+        &ids
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let platforms = Json(
         platforms
             .into_iter()
             .map(|p| PlatformView {
@@ -230,5 +244,6 @@ pub async fn list(
                 active: p.active,
             })
             .collect(),
-    ))
+    );
+    Ok((headers, platforms))
 }

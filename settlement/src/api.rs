@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use voucher_core::auth::{BureauSession, Role};
 use voucher_core::extract::{Path, Query};
 use voucher_core::json::read_body;
+use voucher_core::page::Page;
 use voucher_core::platform::PlatformKey;
 use voucher_core::state::SHANGHAI;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money};
@@ -100,31 +101,37 @@ pub struct RunSummary {
     pub last_run_at: time::OffsetDateTime,
 }
 
-/// The latest runs, newest first (at most 100).
+/// The runs, newest first (paged).
 #[utoipa::path(get, path = "/api/bureau/settlement-runs", tag = "bureau", security(("bearer" = [])),
     responses((status = 200, body = [RunSummary])))]
 pub async fn list_runs(
     State(state): State<AppState>,
     _session: BureauSession,
-) -> Result<Json<Vec<RunSummary>>, ApiError> {
-    let rows = sqlx::query!(
+    page: Page<time::Date>,
+) -> Result<(HeaderMap, Json<Vec<RunSummary>>), ApiError> {
+    let before = page.after_or(time::Date::MAX);
+    let mut rows = sqlx::query!(
         r#"select business_date, runs, last_run_at,
                   not exists (select 1 from jsonb_array_elements(report -> 'invariants') i
                               where (i ->> 'ok')::boolean is false) as "ok!"
-           from settlement_runs order by business_date desc limit 100"#
+           from settlement_runs where business_date < $1
+           order by business_date desc limit $2"#,
+        before,
+        page.fetch()
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| RunSummary {
-                business_date: r.business_date.to_string(),
-                runs: r.runs,
-                ok: r.ok,
-                last_run_at: r.last_run_at,
-            })
-            .collect(),
-    ))
+    let headers = page.finish(&mut rows, |r| r.business_date);
+    let runs = rows
+        .into_iter()
+        .map(|r| RunSummary {
+            business_date: r.business_date.to_string(),
+            runs: r.runs,
+            ok: r.ok,
+            last_run_at: r.last_run_at,
+        })
+        .collect();
+    Ok((headers, Json(runs)))
 }
 
 /// Which month to close.
@@ -168,20 +175,24 @@ pub struct MonthQuery {
     pub month: Option<String>,
 }
 
-/// The month's statements.
+/// The month's statements, by platform name (paged).
 #[utoipa::path(get, path = "/api/bureau/statements", tag = "bureau", params(MonthQuery),
     security(("bearer" = [])), responses((status = 200, body = [Statement])))]
 pub async fn list(
     State(state): State<AppState>,
     _session: BureauSession,
     Query(q): Query<MonthQuery>,
-) -> Result<Json<Vec<Statement>>, ApiError> {
+    page: Page<(String, Uuid)>,
+) -> Result<(HeaderMap, Json<Vec<Statement>>), ApiError> {
     let text = q
         .month
         .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
     statements::month_bounds(&text)
         .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
-    Ok(Json(views::load(&state.db, Filter::Month(&text)).await?))
+    let after = page.after_or((String::new(), Uuid::nil()));
+    let mut list = views::load(&state.db, Filter::MonthPage(&text, after, page.fetch())).await?;
+    let headers = page.finish(&mut list, |s| (s.platform_name.clone(), s.id));
+    Ok((headers, Json(list)))
 }
 
 async fn one(state: &AppState, id: Uuid) -> Result<Statement, ApiError> {

@@ -71,6 +71,9 @@ pub enum Filter<'a> {
     Id(Uuid),
     /// One platform's month.
     PlatformMonth(Uuid, &'a str),
+    /// A page of a month: at most `limit` statements after `(platform name, id)`, in the
+    /// list's order.
+    MonthPage(&'a str, (String, Uuid), i64),
 }
 
 fn money(d: rust_decimal::Decimal) -> Result<Money, ApiError> {
@@ -79,10 +82,12 @@ fn money(d: rust_decimal::Decimal) -> Result<Money, ApiError> {
 
 /// Reads statements with their lines.
 pub async fn load(pool: &PgPool, filter: Filter<'_>) -> Result<Vec<Statement>, ApiError> {
-    let (month, id, platform) = match filter {
-        Filter::Month(m) => (Some(m), None, None),
-        Filter::Id(id) => (None, Some(id), None),
-        Filter::PlatformMonth(p, m) => (Some(m), None, Some(p)),
+    let start = (String::new(), Uuid::nil());
+    let (month, id, platform, (after_name, after_id), limit) = match filter {
+        Filter::Month(m) => (Some(m), None, None, start, i64::MAX),
+        Filter::Id(id) => (None, Some(id), None, start, 1),
+        Filter::PlatformMonth(p, m) => (Some(m), None, Some(p), start, i64::MAX),
+        Filter::MonthPage(m, after, limit) => (Some(m), None, None, after, limit),
     };
     let heads = sqlx::query!(
         r#"select s.id, s.platform_id, p.name, p.uscc, s.month, s.status, s.total, s.approved_at,
@@ -90,10 +95,15 @@ pub async fn load(pool: &PgPool, filter: Filter<'_>) -> Result<Vec<Statement>, A
            from statements s join platforms p on p.id = s.platform_id
            where ($1::text is null or s.month = $1) and ($2::uuid is null or s.id = $2)
              and ($3::uuid is null or s.platform_id = $3)
-           order by p.name, s.id"#,
+             and (p.name, s.id) > ($4, $5)
+           order by p.name, s.id
+           limit $6"#,
         month,
         id,
-        platform
+        platform,
+        after_name,
+        after_id,
+        limit
     )
     .fetch_all(pool)
     .await?;

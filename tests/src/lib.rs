@@ -23,6 +23,8 @@ mod invariants;
 #[cfg(test)]
 mod migrations;
 #[cfg(test)]
+mod paging;
+#[cfg(test)]
 mod portal;
 #[cfg(test)]
 mod races;
