@@ -23,6 +23,21 @@ fn scheme_for(path: &str) -> Option<&'static str> {
     }
 }
 
+/// Staff operations that change something and that every role may call (its own session,
+/// password and authenticator, and the rules calculator); every other one needs a role and can
+/// answer 403 `forbidden`.
+fn any_role_may_call(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/bureau/sessions"
+            | "/api/bureau/sessions/current"
+            | "/api/bureau/password"
+            | "/api/bureau/activation"
+            | "/api/bureau/totp"
+            | "/api/rules/evaluate"
+    )
+}
+
 /// Anonymous endpoints limited per client address (API.md, Conventions).
 fn is_anonymous_limited(path: &str) -> bool {
     matches!(
@@ -234,7 +249,7 @@ fn constrain(doc: &mut Value) {
         .as_object_mut()
         .expect("the document has schemas");
     for (name, schema) in schemas.iter_mut() {
-        let Some(properties) = schema["properties"].as_object_mut() else {
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
             continue;
         };
         for (property, value) in properties.iter_mut() {
@@ -266,9 +281,14 @@ fn constrain(doc: &mut Value) {
     }
     for (path, name, required, rule) in PARAMETERS {
         let mut found = false;
-        if let Some(item) = doc["paths"][path].as_object_mut() {
+        if let Some(item) = doc["paths"].get_mut(path).and_then(Value::as_object_mut) {
             for (_, operation) in item.iter_mut() {
-                for p in operation["parameters"].as_array_mut().into_iter().flatten() {
+                for p in operation
+                    .get_mut("parameters")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
                     if p["name"] == *name {
                         found = true;
                         p["required"] = json!(required);
@@ -318,6 +338,13 @@ pub fn finish(mut doc: Value) -> Value {
             }
             if scheme.is_some() {
                 ensure(responses, "401", "`unauthorized`: no or bad credential");
+            }
+            if scheme == Some("staff_session") && method != "get" && !any_role_may_call(&path) {
+                ensure(
+                    responses,
+                    "403",
+                    "`forbidden`: the caller's role may not do this",
+                );
             }
             if json_body {
                 ensure(
@@ -387,7 +414,7 @@ pub fn finish(mut doc: Value) -> Value {
             }
             // Binary bodies are strings of bytes, not arrays of integers.
             for (_, response) in responses.iter_mut() {
-                if let Some(content) = response["content"].as_object_mut() {
+                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
                     for (media, body) in content.iter_mut() {
                         if media.starts_with("image/png")
                             || media.starts_with("application/vnd.openxmlformats")

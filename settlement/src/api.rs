@@ -79,8 +79,10 @@ pub async fn get_run(
     _session: BureauSession,
     Path(text): Path<String>,
 ) -> Result<Json<Report>, ApiError> {
+    // A path segment that is no date names no run (API.md: a path id that does not parse is
+    // `not_found`).
     let date = job::parse_business_date(&text)
-        .map_err(|_| ApiError::validation("business_date", "must be YYYY-MM-DD"))?;
+        .map_err(|_| ApiError::not_found(format!("no settlement run for {text}")))?;
     job::stored(&state.db, date)
         .await?
         .map(Json)
