@@ -144,3 +144,74 @@ async fn every_list_pages_with_limit_cursor_and_link(pool: PgPool) {
     assert_pages(&app, "/api/rules/measures?date=2026-06-01", &reviewer).await;
     assert_pages(&app, "/api/rules/awards?year=2023", &reviewer).await;
 }
+
+/// The OpenAPI document declares `limit` and `cursor` on every list (a GET answering an
+/// array); this holds it to that: each such operation refuses `limit=0` naming `limit`, so a
+/// list added without paging fails here.
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn every_list_the_document_declares_pages(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let admin = app.staff("admin1", Role::Admin).await;
+    let (_, firm, _) = app.firm(1, true).await;
+    let (_, key) = app.platform_with_key(1).await;
+    let doc = app.call("GET", "/openapi.json", None, None).await.json();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(get) = item.get("get") else { continue };
+        if get["responses"]["200"]["content"]["application/json"]["schema"]["type"] != "array" {
+            continue;
+        }
+        let names: Vec<&str> = get["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"limit") && names.contains(&"cursor"),
+            "{path}"
+        );
+        // Path parameters get a fresh id (the list of nothing is still a list), required
+        // query parameters a valid value.
+        let mut uri = path.replace(|c| c == '{' || c == '}', "");
+        for p in get["parameters"].as_array().unwrap() {
+            if p["in"] == "path" {
+                uri = uri.replace(
+                    p["name"].as_str().unwrap(),
+                    &uuid::Uuid::now_v7().to_string(),
+                );
+            }
+        }
+        let mut query = vec!["limit=0".to_owned()];
+        for p in get["parameters"].as_array().unwrap() {
+            if p["in"] == "query" && p["required"] == true {
+                let value = match p["name"].as_str().unwrap() {
+                    "month" => "2026-06",
+                    "date" => "2026-06-01",
+                    "year" => "2026",
+                    other => panic!("{path}: no value to give the required parameter {other}"),
+                };
+                query.push(format!("{}={value}", p["name"].as_str().unwrap()));
+            }
+        }
+        let token = if path.starts_with("/api/portal/") {
+            &firm
+        } else if path.starts_with("/v1/") {
+            &key
+        } else {
+            &admin
+        };
+        let reply = app
+            .call(
+                "GET",
+                &format!("{uri}?{}", query.join("&")),
+                Some(token),
+                None,
+            )
+            .await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.json()["field"], "limit", "{path}: {}", reply.text());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} lists in the document");
+}
