@@ -36,10 +36,18 @@ def login(path, body):
     return reply.json()["token"]
 
 
-def run(what, argv, env=None):
+def run(what, argv, env=None, quiet=False):
+    """Runs a step; a quiet step's output is shown only when it fails."""
     print(f"==> {what}", flush=True)
     started = time.monotonic()
-    result = subprocess.run(argv, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        argv,
+        env={**os.environ, **(env or {})},
+        capture_output=quiet,
+        text=True,
+    )
+    if quiet and result.returncode != 0:
+        print(result.stdout, result.stderr, sep="\n", flush=True)
     print(f"    {what}: exit {result.returncode} after {time.monotonic() - started:.0f} s", flush=True)
     return result.returncode
 
@@ -81,8 +89,10 @@ def main():
              "PLATFORM_ID": platform_id, "PLATFORM_KEY": platform_key},
         ),
     ]
+    # The generator warns about what it cannot type (see the README); its output is kept for
+    # when it fails.
     for what, argv, env in steps:
-        if run(what, argv, env) != 0:
+        if run(what, argv, env, quiet=what.startswith("openapi-python-client")) != 0:
             failed.append(what)
             break
 
