@@ -173,7 +173,7 @@ async fn every_list_the_document_declares_pages(pool: PgPool) {
         );
         // Path parameters get a fresh id (the list of nothing is still a list), required
         // query parameters a valid value.
-        let mut uri = path.replace(|c| c == '{' || c == '}', "");
+        let mut uri = path.replace(['{', '}'], "");
         for p in get["parameters"].as_array().unwrap() {
             if p["in"] == "path" {
                 uri = uri.replace(
