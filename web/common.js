@@ -374,11 +374,11 @@
     }
     const org = orgCheckChar(code.slice(8, 16));
     if (code[16] !== org) {
-      return { ok: false, message: '组织机构代码（第 9–17 位）的校验位不对：第 17 位应为「' + org + '」，请核对。' };
+      return { ok: false, message: '这个代码有误（组织机构代码部分的校验不通过）。请对照营业执照逐位核对，不要只改某一位让它“通过”。' };
     }
     const check = usccCheckChar(code.slice(0, 17));
     if (code[17] !== check) {
-      return { ok: false, message: '校验码（第 18 位）不对：应为「' + check + '」，请核对。' };
+      return { ok: false, message: '这个代码有误（校验位不符）。请对照营业执照逐位核对，不要只改某一位让它“通过”。' };
     }
     return { ok: true, message: '代码格式和校验位正确。' };
   }

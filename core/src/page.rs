@@ -1,7 +1,8 @@
 //! Paged lists (API.md, Conventions): `limit` (1–1000, default 1000) and `cursor`; when more
 //! rows follow, a `Link: <URL>; rel="next"` header (RFC 8288) whose URL fetches the next page.
 //! Pages are keyset pages (`where (created_at, id) > cursor`), never OFFSET, so rows inserted
-//! while a client pages neither repeat nor shift what it has not read yet.
+//! while a client pages neither repeat nor shift what it has not read yet. A newest-first list
+//! pages the same way downwards (`where (created_at, id) < cursor`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -13,6 +14,18 @@ use crate::error::ApiError;
 
 /// The most rows one page holds.
 pub const MAX_LIMIT: i64 = 1000;
+
+/// The paging parameters, for the OpenAPI document of a paged list (the [`Page`] extractor
+/// reads them).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Rows per page, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// From the previous page's `Link: rel="next"`.
+    pub cursor: Option<String>,
+}
 
 /// A page request: how many rows, and after which row.
 #[derive(Debug, Clone)]
@@ -75,12 +88,26 @@ impl Page {
         ))
     }
 
+    /// The `(created_at, id)` to continue below in a newest-first list (`where (created_at, id)
+    /// < before`): the cursor's, or after every row.
+    pub fn before_or_end(&self) -> (OffsetDateTime, Uuid) {
+        self.after.unwrap_or_else(Page::default_before)
+    }
+
+    /// A key after every row, to read a newest-first list from its top.
+    pub fn default_before() -> (OffsetDateTime, Uuid) {
+        (
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(365_000),
+            Uuid::max(),
+        )
+    }
+
     /// How many rows to fetch: one more than the page, to know whether another follows.
     pub fn fetch(&self) -> i64 {
         self.limit + 1
     }
 
-    /// Cuts `rows` (fetched with [`Page::fetch`], in `(created_at, id)` order) to the page and
+    /// Cuts `rows` (fetched with [`Page::fetch`], in `(created_at, id)` order, either way) to the page and
     /// answers the headers: `Link: rel="next"` when more follow.
     pub fn finish<T>(
         &self,

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use voucher_core::auth::{BureauSession, Role};
+use voucher_core::export;
 use voucher_core::extract::{Path, Query};
 use voucher_core::json::read_body;
 use voucher_core::platform::PlatformKey;
@@ -15,8 +15,8 @@ use voucher_core::state::SHANGHAI;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money};
 
 use crate::job::{self, Report};
-use crate::statements;
 use crate::views::{self, Filter, Statement};
+use crate::{exports, statements};
 
 /// Which business date to run.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -176,12 +176,7 @@ pub async fn list(
     _session: BureauSession,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<Vec<Statement>>, ApiError> {
-    let text = q
-        .month
-        .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
-    statements::month_bounds(&text)
-        .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
-    Ok(Json(views::load(&state.db, Filter::Month(&text)).await?))
+    Ok(Json(month_statements(&state, q).await?.1))
 }
 
 async fn one(state: &AppState, id: Uuid) -> Result<Statement, ApiError> {
@@ -239,19 +234,6 @@ pub async fn pay(
     Ok(Json(one(&state, id).await?))
 }
 
-fn download(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 /// The statement's lines as CSV.
 #[utoipa::path(get, path = "/api/bureau/statements/{id}/lines.csv", tag = "bureau",
     params(("id" = Uuid, Path)), security(("bearer" = [])),
@@ -262,10 +244,10 @@ pub async fn lines_csv(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let s = one(&state, id).await?;
-    Ok(download(
-        "text/csv; charset=utf-8",
-        format!("statement-{}-{}.csv", s.month, s.id),
-        views::csv(&s)?,
+    Ok(export::attachment(
+        export::CSV_TYPE,
+        &format!("statement-{}-{}.csv", s.month, s.id),
+        exports::statement_csv(&s)?,
     ))
 }
 
@@ -279,10 +261,61 @@ pub async fn lines_xlsx(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let s = one(&state, id).await?;
-    Ok(download(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        format!("statement-{}-{}.xlsx", s.month, s.id),
-        views::xlsx(&s)?,
+    Ok(export::attachment(
+        export::XLSX_TYPE,
+        &format!("statement-{}-{}.xlsx", s.month, s.id),
+        exports::statement_xlsx(&s)?,
+    ))
+}
+
+async fn month_statements(
+    state: &AppState,
+    q: MonthQuery,
+) -> Result<(String, Vec<Statement>), ApiError> {
+    let text = q
+        .month
+        .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
+    statements::month_bounds(&text)
+        .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
+    let list = views::load(&state.db, Filter::Month(&text)).await?;
+    Ok((text, list))
+}
+
+/// The month's summary for finance as CSV: one row per platform's statement (status, lines,
+/// bills, discounts, approver, payment) and a totals row.
+#[utoipa::path(get, path = "/api/bureau/statements/summary.csv", tag = "bureau",
+    params(MonthQuery), security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 422, body = voucher_core::error::Problem)))]
+pub async fn summary_csv(
+    State(state): State<AppState>,
+    _session: BureauSession,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    let (month, list) = month_statements(&state, q).await?;
+    Ok(export::attachment(
+        export::CSV_TYPE,
+        &format!("statements-{month}-summary.csv"),
+        exports::summary_csv(&list)?,
+    ))
+}
+
+/// The month's summary for finance as XLSX: the summary sheet (one row per platform's
+/// statement) and a sheet with every line of the month.
+#[utoipa::path(get, path = "/api/bureau/statements/summary.xlsx", tag = "bureau",
+    params(MonthQuery), security(("bearer" = [])),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
+        (status = 422, body = voucher_core::error::Problem)))]
+pub async fn summary_xlsx(
+    State(state): State<AppState>,
+    _session: BureauSession,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    let (month, list) = month_statements(&state, q).await?;
+    Ok(export::attachment(
+        export::XLSX_TYPE,
+        &format!("statements-{month}-summary.xlsx"),
+        exports::summary_xlsx(&month, &list)?,
     ))
 }
 
