@@ -350,7 +350,11 @@ fn write_sheet(
                     .rows
                     .iter()
                     .chain(std::iter::once(&table.totals))
-                    .map(|cells| display_width(&shown(&cells[c])) + 2),
+                    // Amounts get more room: a bold total is wider than its digits.
+                    .map(|cells| match &cells[c] {
+                        cell @ Cell::Amount(_) => display_width(&shown(cell)) + 4,
+                        cell => display_width(&shown(cell)) + 2,
+                    }),
             )
             .chain(
                 (c == 0)

@@ -121,6 +121,15 @@ fn csv_records(reply: &Reply) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// An RFC 3339 instant of a JSON answer.
+fn instant(v: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        v.as_str().expect("a time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
 /// An amount cell: a number with exactly two decimals.
 fn assert_amount(text: &str, want: &str) {
     let d: rust_decimal::Decimal = text.parse().unwrap_or_else(|_| panic!("{text:?}"));
@@ -628,4 +637,131 @@ async fn a_firm_sees_its_vouchers_redemptions_and_the_reversal_and_nobody_elses(
     )
     .await
     .assert_problem(404, "not_found");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn next_years_program_is_set_in_december_and_the_quote_says_when_vouchers_expire(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool).await;
+    app.state.clock.set(datetime!(2026-12-15 10:00 +8));
+    let admin = app.staff("admin", Role::Admin).await;
+    let reviewer = app.staff("reviewer", Role::Reviewer).await;
+    app.call("GET", "/api/bureau/programs/2027", Some(&admin), None)
+        .await
+        .assert_problem(404, "not_found");
+    // A reviewer may not; the admin creates it with the rules module's defaults and changes it.
+    app.call(
+        "PATCH",
+        "/api/bureau/programs/2027",
+        Some(&reviewer),
+        Some(json!({"firm_quota": 2500})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    let reply = app
+        .call(
+            "PATCH",
+            "/api/bureau/programs/2027",
+            Some(&admin),
+            Some(json!({"firm_quota": 2500})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let p = reply.json();
+    assert_eq!(
+        (p["year"].as_i64(), p["firm_quota"].as_i64()),
+        (Some(2027), Some(2500))
+    );
+    assert_eq!(p["cap_per_firm"], "50000.00");
+    assert_eq!(p["rate"], "0.30");
+    assert_eq!(
+        instant(&p["redeem_deadline"]),
+        datetime!(2027-12-31 23:59:59 +8)
+    );
+    let again = app
+        .call("GET", "/api/bureau/programs/2027", Some(&reviewer), None)
+        .await
+        .json();
+    assert_eq!(again["firm_quota"], 2500);
+    app.call(
+        "PATCH",
+        "/api/bureau/programs/2028",
+        Some(&admin),
+        Some(json!({"firm_quota": 10})),
+    )
+    .await
+    .assert_problem(404, "not_found");
+
+    // The portal reads the parameters in force, anonymously.
+    let public = app.call("GET", "/api/portal/program", None, None).await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.text());
+    let public = public.json();
+    assert_eq!(public["year"], 2026);
+    assert_eq!(public["cap_per_firm"], "50000.00");
+    assert_eq!(public["quota_remaining"], 2000);
+
+    // A voucher claimed on Dec 15th expires on Dec 31st, and the quote says so.
+    let platform = app.platform("平台", 1).await;
+    let (_, token, _) = app.firm(1, true).await;
+    let quote = app
+        .call(
+            "POST",
+            "/api/portal/vouchers/quote",
+            Some(&token),
+            Some(json!({"platform_id": platform, "annual_fee": "10000.00"})),
+        )
+        .await;
+    assert_eq!(quote.status, StatusCode::OK, "{}", quote.text());
+    let quote = quote.json();
+    assert_eq!(
+        instant(&quote["expires_at"]),
+        datetime!(2026-12-31 23:59:59 +8)
+    );
+    assert_eq!(
+        instant(&quote["lapses_at"]),
+        datetime!(2026-12-31 23:59:59 +8),
+        "never after the deadline"
+    );
+    let voucher = app.claim(&token, platform, "10000.00").await.json();
+    assert_eq!(
+        instant(&voucher["expires_at"]),
+        instant(&quote["expires_at"])
+    );
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn the_years_awards_export_as_csv_with_a_total(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let reviewer = app.staff("reviewer", Role::Reviewer).await;
+    let applicant = crate::support::test_uscc(7).to_string();
+    let reply = app
+        .call(
+            "POST",
+            "/api/rules/awards",
+            Some(&reviewer),
+            Some(
+                json!({"measure": "application_benchmark", "date": "2025-06-01",
+                        "applicant_uscc": applicant, "facts": {"selected": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let reply = app
+        .call(
+            "GET",
+            "/api/rules/awards.csv?year=2025",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+    let rows = csv_records(&reply);
+    assert_eq!(rows.len(), 3, "header, the award, the total: {rows:?}");
+    assert_eq!(rows[1][4], format!("\t{applicant}"));
+    assert_amount(&rows[1][5], "1000000.00");
+    assert_eq!(rows[2][0], "合计");
+    assert_amount(&rows[2][5], "1000000.00");
+    app.call("GET", "/api/rules/awards.csv", Some(&reviewer), None)
+        .await
+        .assert_problem(422, "validation_failed");
 }

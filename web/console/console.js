@@ -1138,7 +1138,7 @@
         h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '奖励 / 补贴金额' }),
           h('div', { className: 'figure-value', id: 'eval-award', text: money(r.award) })),
         h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '政策版本' }),
-          h('div', { className: 'figure-value small-value', text: r.policy_version === 'revised' ? '修订版（revised）' : r.policy_version + ' 版' })),
+          h('div', { className: 'figure-value small-value', text: r.policy_version === 'revised' ? '修订版' : r.policy_version + ' 版' })),
         h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '年度名额' }),
           h('div', { className: 'figure-value small-value', text: r.annual_quota === null || r.annual_quota === undefined ? '不限' : r.annual_quota + ' 个' }))),
       h('p', { className: 'muted small mono', text: '条款 ' + m + ' · 参数文件 sha256 ' + r.params_hash }),
@@ -1284,7 +1284,8 @@
             ['券码', v.code], ['状态', (VOUCHER_STATUS[v.status] || [v.status])[0]],
             ['企业', v.firm_name + '（' + v.firm_uscc + '）'], ['平台', v.platform_name],
             ['年服务费', money(v.annual_fee)], ['面额', money(v.face_value)], ['已核销', money(v.redeemed)], ['余额', money(v.remaining)],
-            ['发放时间', VC.dateTime(v.issued_at)], ['未使用失效时间', VC.dateTime(v.lapses_at)], ['核销截止', VC.dateTime(v.expires_at)],
+            ['发放时间', VC.dateTime(v.issued_at)],
+            ['未使用失效时间', v.redemptions.length ? '—（已使用，不会失效）' : VC.dateTime(v.lapses_at)], ['核销截止', VC.dateTime(v.expires_at)],
             ['关闭时间', v.closed_at ? VC.dateTime(v.closed_at) : '—'],
           ].map(([k, val]) => [h('dt', { text: k }), h('dd', { text: val })])),
           h('h3', { text: '核销记录（' + v.redemptions.length + ' 笔，最新在前）' }),
@@ -1452,7 +1453,13 @@
   // The rules module's trace and error texts carry English glosses ("门槛 threshold：…"); the
   // console shows the Chinese, with the facts by their Chinese names.
   const TRACE_WORDS = [
+    [/ ?\((?:[a-z]|MEASURES)[^)]*\)/g, ''], // an English parenthetical after its Chinese
+    [/: derived\)/g, '，推定)'],
+    [/ \d+ per year/g, ''],
+    [/\brevised\b/g, '修订版'],
+    [/\bnational\b/g, '国家级'], [/\bprovincial\b/g, '省级'], [/\bmunicipal\b/g, '市级'],
     [/\btrue\b/g, '是'], [/\bfalse\b/g, '否'],
+    [/\bmax\(/g, '取较大者('], [/\bcap_per_firm\b/g, '每户年度上限'],
     [/(floored to the fen)/g, '取整到分'],
   ];
 
@@ -1460,8 +1467,8 @@
     let t = String(text);
     for (const [re, zh] of TRACE_WORDS) t = t.replace(re, zh);
     // A lower-case English gloss right after Chinese ("门槛 threshold：", "符合 met") goes.
-    t = t.replace(/([\u3400-\u9fff）)]) ?[a-z][a-z ,'/-]*[a-z](?=[：:，,；;。）)→\s]|$)/g, '$1');
-    t = t.replace(/([\u3400-\u9fff]) ([A-Z][a-z]+(?: [a-z]+)*)(?=[：:，,；;）)\s]|$)/g, '$1');
+    t = t.replace(/([\u3400-\u9fff）)]) ?[a-z][a-z ,'/-]*[a-z](?=[：:，,；;。（(）)→\s]|$)/g, '$1');
+    t = t.replace(/([\u3400-\u9fff]) ([A-Z][a-z]+(?: [a-z]+)*|[A-Z]{3,})(?=[：:，,；;（(）)\s]|$)/g, '$1');
     // Fact names in Chinese.
     t = t.replace(/\b([a-z]+(?:_[a-z0-9]+)+|revenue|customers|selected|recognized|level|registrations)\b/g, (m) => FACTS[m] ? '「' + FACTS[m][0] + '」' : m);
     return t.replace(/\s{2,}/g, ' ').replace(/（\s*）/g, '');
@@ -1598,11 +1605,11 @@
     date.addEventListener('change', loadMeasures);
     const csvBtn = h('button', { type: 'button', className: 'ghost', id: 'award-csv', text: '导出 CSV' });
     csvBtn.addEventListener('click', () => exportCsv(csvBtn, msg, '/api/rules/awards.csv?year=' + year.value, 'awards-' + year.value + '.csv'));
-    root.append(h('div', { className: 'page-head' }, h('h1', { text: '奖励登记' })), msg,
+    VC.append(root, [h('div', { className: 'page-head' }, h('h1', { text: '奖励登记' })), msg,
       can('recordAwards') ? null : roleNote('只有审核员可以登记奖励；您可以试算、查看和导出。'),
       card('登记一项奖励', form), result,
       card('年度奖励台账', h('form', { className: 'inline', on: { submit: (e) => { e.preventDefault(); loadAwards(); } } },
-        field('年度', year), h('button', { type: 'submit', className: 'ghost', text: '查看' }), csvBtn), list));
+        field('年度', year), h('button', { type: 'submit', className: 'ghost', text: '查看' }), csvBtn), list)]);
     loadMeasures().then(loadAwards);
   }
 

@@ -95,6 +95,7 @@ async function shots(page, name) {
   const size = page.viewportSize();
   for (const s of [PHONE, WIDE]) {
     await page.setViewportSize(s);
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(150);
     await shot(page, `${name}-${s.width}`);
   }

@@ -478,7 +478,9 @@
             statusBadge(v.status)),
           h('div', { className: 'vi-platform', text: v.platform_name }),
           h('div', { className: 'vi-amounts' },
-            h('span', null, '余额 ', h('strong', { text: money(v.remaining) })),
+            usable(v)
+              ? h('span', null, '余额 ', h('strong', { text: money(v.remaining) }))
+              : h('span', null, '已使用 ', h('strong', { text: money(v.redeemed) })),
             h('span', { className: 'muted', text: '面额 ' + money(v.face_value) })),
           h('div', { className: 'vi-expiry muted', text: '有效期至 ' + VC.dateTime(v.expires_at) }))));
     }
