@@ -721,6 +721,9 @@
     err.hidden = true;
     $('qr-full-code').textContent = v.code;
     $('qr-full-img').src = state.qrUrl || '';
+    // "Save image" saves the PNG: usable once it is here.
+    $('qr-save').disabled = true;
+    $('qr-save').onclick = null;
     panel.hidden = false;
     $('qr-close').focus();
     try {
@@ -729,6 +732,7 @@
       fullQrUrl = URL.createObjectURL(blob);
       $('qr-full-img').src = fullQrUrl;
       $('qr-save').onclick = () => VC.download(blob, '消费券-' + v.code + '.png');
+      $('qr-save').disabled = false;
     } catch (e) {
       err.textContent = '二维码图片加载失败：' + VC.errorText(e);
       err.hidden = false;
