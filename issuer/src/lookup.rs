@@ -116,7 +116,11 @@ impl VoucherFilter {
     fn parse(q: VoucherQuery) -> Result<VoucherFilter, ApiError> {
         let text = match q.q {
             Some(t) => {
-                let t = voucher_core::text::required("q", &t, 64)?.to_uppercase();
+                let t = code_with_dashes(
+                    &voucher_core::text::required("q", &t, 64)?
+                        .to_uppercase()
+                        .replace(' ', ""),
+                );
                 if t.chars().count() < 4 {
                     return Err(ApiError::validation("q", "needs at least 4 characters"));
                 }
@@ -130,6 +134,23 @@ impl VoucherFilter {
             year: q.year,
         })
     }
+}
+
+/// A voucher code read out without its dashes (`BA26TKAQ8BNE`) as the code is stored
+/// (`BA26-TKAQ-8BNE`); anything else unchanged. No USCC begins with `BA`.
+fn code_with_dashes(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if !text.starts_with("BA") || text.contains('-') || chars.len() <= 4 {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        if i == 4 || i == 8 {
+            out.push('-');
+        }
+        out.push(*c);
+    }
+    out
 }
 
 async fn vouchers_where(
@@ -622,5 +643,24 @@ fn voucher_status_label(status: &str) -> &str {
         "lapsed" => "未使用失效",
         "expired" => "已过期",
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_read_out_without_dashes_gets_them_back() {
+        for (typed, want) in [
+            ("BA26TKAQ8BNE", "BA26-TKAQ-8BNE"),
+            ("BA26TKAQ", "BA26-TKAQ"),
+            ("BA26TK", "BA26-TK"),
+            ("BA26", "BA26"),
+            ("BA26-TKAQ", "BA26-TKAQ"),
+            ("914403064427429123", "914403064427429123"),
+        ] {
+            assert_eq!(code_with_dashes(typed), want, "{typed}");
+        }
     }
 }

@@ -410,6 +410,19 @@ async fn a_reviewer_finds_a_voucher_by_its_code_or_uscc_with_its_redemptions(poo
             "the bureau never gets the token"
         );
     }
+    let read_out = app
+        .call(
+            "GET",
+            &format!("/api/bureau/vouchers?q={}", code.replace('-', "")),
+            Some(&m.reviewer),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        read_out[0]["code"], code,
+        "a code read out without its dashes"
+    );
     let by_uscc = app
         .call(
             "GET",
