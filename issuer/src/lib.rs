@@ -33,15 +33,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/portal/vouchers/{id}/cancel", post(vouchers::cancel))
         .route(
             "/api/portal/vouchers/{id}/redemptions",
-            get(lookup::portal_redemptions),
+            get(lookup::redemptions::portal_redemptions),
         )
-        .route("/api/bureau/vouchers", get(lookup::bureau_vouchers))
-        .route("/api/bureau/vouchers.csv", get(lookup::bureau_vouchers_csv))
-        .route("/api/bureau/vouchers/{id}", get(lookup::bureau_voucher))
-        .route("/api/bureau/redemptions", get(lookup::bureau_redemptions))
+        .route(
+            "/api/bureau/vouchers",
+            get(lookup::vouchers::bureau_vouchers),
+        )
+        .route(
+            "/api/bureau/vouchers.csv",
+            get(lookup::vouchers::bureau_vouchers_csv),
+        )
+        .route(
+            "/api/bureau/vouchers/{id}",
+            get(lookup::vouchers::bureau_voucher),
+        )
+        .route(
+            "/api/bureau/redemptions",
+            get(lookup::redemptions::bureau_redemptions),
+        )
         .route(
             "/api/bureau/redemptions.csv",
-            get(lookup::bureau_redemptions_csv),
+            get(lookup::redemptions::bureau_redemptions_csv),
         )
         .route(
             "/api/bureau/programs/{year}",
@@ -71,12 +83,12 @@ pub fn router(state: AppState) -> Router {
     vouchers::list,
     vouchers::get,
     vouchers::cancel,
-    lookup::portal_redemptions,
-    lookup::bureau_vouchers,
-    lookup::bureau_vouchers_csv,
-    lookup::bureau_voucher,
-    lookup::bureau_redemptions,
-    lookup::bureau_redemptions_csv,
+    lookup::redemptions::portal_redemptions,
+    lookup::vouchers::bureau_vouchers,
+    lookup::vouchers::bureau_vouchers_csv,
+    lookup::vouchers::bureau_voucher,
+    lookup::redemptions::bureau_redemptions,
+    lookup::redemptions::bureau_redemptions_csv,
     qr::qr_svg,
     qr::qr_png,
     programs::get_program,
