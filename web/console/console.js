@@ -678,9 +678,9 @@
       const view = card(p.year + ' 年度参数' + (next ? '（下一年度，尚未开始）' : ''), h('dl', { className: 'kv' }, rows.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])));
       if (!can('editProgram')) return h('div', null, view, roleNote('只有管理员可以修改年度参数。'));
 
-      const quota = h('input', { type: 'number', id: 'edit-quota', min: 0, step: 1, value: p.firm_quota });
-      const cap = h('input', { id: 'edit-cap', inputMode: 'decimal', value: p.cap_per_firm });
-      const days = h('input', { type: 'number', id: 'edit-days', min: 1, max: 366, step: 1, value: p.claim_validity_days });
+      const quota = h('input', { type: 'number', id: 'edit-quota-' + p.year, min: 0, step: 1, value: p.firm_quota });
+      const cap = h('input', { id: 'edit-cap-' + p.year, inputMode: 'decimal', value: p.cap_per_firm });
+      const days = h('input', { type: 'number', id: 'edit-days-' + p.year, min: 1, max: 366, step: 1, value: p.claim_validity_days });
       const form = h('form', { className: 'row-form', noValidate: true },
         field('年度企业名额', quota, '不能少于已入选的 ' + p.firms_admitted + ' 家'),
         field('每户年度补贴上限（元）', cap, '不能低于已发放给任何一家企业的金额'),

@@ -246,6 +246,20 @@ test('the admin logs into the console and registers a platform; its API key is s
   assert(await page.locator('#new-api-key').count() === 0, 'the key is still on the page after closing');
   await expectText(page.locator('table.grid tbody tr'), shared.platformName, 'platform listed');
   await shot(page, '01-console-platform-key');
+
+  // Next year's parameters, prepared ahead: created with the policy's defaults, then changed.
+  await page.click('.sidebar a[data-page=program]');
+  const next = Number(shanghaiMonth().slice(0, 4)) + 1;
+  await page.click('#prepare-year');
+  await expectText(page.locator('#confirm-text'), String(next), 'the confirmation names next year');
+  await page.click('#confirm-yes');
+  const box = page.locator(`#program-${next}`);
+  await expectText(box, '¥50,000.00', 'next year created with the default cap');
+  await page.fill(`#edit-quota-${next}`, '2500');
+  await box.locator('button[type=submit]').click();
+  await page.click('#confirm-yes');
+  await expectText(box, '2,500 家', 'next year\'s quota changed');
+  await shots(page, '01-console-program-admin');
   noProblems(page);
 });
 
