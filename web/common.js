@@ -16,7 +16,7 @@
     not_found: '没有找到相应的记录，它可能不存在，或您无权查看。',
     already_registered: '该统一社会信用代码（或用户名）已经注册过了。',
     quota_exhausted: '本年度的企业名额已经满了，暂时无法申领。',
-    firm_cap_reached: '贵企业本年度的补贴额度已经用完（每家企业每年最高 5 万元）。',
+    firm_cap_reached: '贵企业本年度的补贴额度已经用完（已达每家企业的年度上限）。',
     voucher_not_active: '这张消费券已取消、已失效或已过期，不能再使用。',
     voucher_exhausted: '这张消费券的余额已经用完。',
     voucher_has_redemptions: '这张消费券已经使用过，不能再取消。',
@@ -70,6 +70,12 @@
     bill_amount: ['账单金额', '应为大于 0 的金额'],
     invoice_no: ['发票号', '不能为空'],
     'Idempotency-Key': ['幂等键', '1–64 个可打印字符'],
+    q: ['查询内容', '输入券码或统一社会信用代码，至少 4 位'],
+    status: ['状态', '请从列表中选择'],
+    firm_id: ['企业', '请重新选择企业'],
+    cursor: ['翻页位置', '请回到第一页重新查询'],
+    query: ['查询条件', '符合条件的记录太多，请缩小范围'],
+    applicant_uscc: ['申请单位统一社会信用代码', '应为 18 位，校验位须正确'],
   };
 
   function fieldLabel(field) {
@@ -374,11 +380,11 @@
     }
     const org = orgCheckChar(code.slice(8, 16));
     if (code[16] !== org) {
-      return { ok: false, message: '组织机构代码（第 9–17 位）的校验位不对：第 17 位应为「' + org + '」，请核对。' };
+      return { ok: false, message: '这个代码有误（组织机构代码部分的校验不通过）。请对照营业执照逐位核对，不要只改某一位让它“通过”。' };
     }
     const check = usccCheckChar(code.slice(0, 17));
     if (code[17] !== check) {
-      return { ok: false, message: '校验码（第 18 位）不对：应为「' + check + '」，请核对。' };
+      return { ok: false, message: '这个代码有误（校验位不符）。请对照营业执照逐位核对，不要只改某一位让它“通过”。' };
     }
     return { ok: true, message: '代码格式和校验位正确。' };
   }

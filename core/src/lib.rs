@@ -8,6 +8,7 @@ pub mod code;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod http;
 pub mod json;

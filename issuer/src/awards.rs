@@ -386,6 +386,80 @@ pub async fn list_awards(
     Query(q): Query<AwardsQuery>,
     page: Page,
 ) -> Result<(HeaderMap, Json<Vec<Award>>), ApiError> {
+    let mut awards = load_awards(&state, q, page.after_or_start(), page.fetch()).await?;
+    let headers = page.finish(&mut awards, |a| (a.recorded_at, a.id));
+    Ok((headers, Json(awards)))
+}
+
+/// The recorded awards of a year as CSV (UTF-8 with BOM) for the register's files: measure,
+/// clause, applicant, amount, date, policy version, who recorded it; a totals row.
+#[utoipa::path(get, path = "/api/rules/awards.csv", tag = "rules", params(AwardsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 404, body = voucher_core::error::Problem, description = "no measure has the id given"),
+        (status = 422, body = voucher_core::error::Problem, description = "`year` missing or not a year")))]
+pub async fn list_awards_csv(
+    State(state): State<AppState>,
+    _session: BureauSession,
+    Query(q): Query<AwardsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use voucher_core::export::{self, Cell};
+    let year = q.year.clone().unwrap_or_default();
+    let awards = load_awards(&state, q, voucher_core::page::EARLIEST, i64::MAX).await?;
+    let titles: std::collections::HashMap<String, (String, String)> = state
+        .rules
+        .versions()
+        .iter()
+        .flat_map(|v| v.measures())
+        .map(|m| (m.id.clone(), (m.clause.clone(), m.title.clone())))
+        .collect();
+    let mut total = Money::ZERO;
+    let mut rows: Vec<Vec<Cell>> = Vec::with_capacity(awards.len() + 1);
+    for a in &awards {
+        total = total.checked_add(a.award).map_err(anyhow::Error::from)?;
+        let (clause, title) = titles.get(&a.measure).cloned().unwrap_or_default();
+        rows.push(vec![
+            Cell::Text(a.date.clone()),
+            Cell::Text(clause),
+            Cell::Text(title),
+            Cell::Id(a.measure.clone()),
+            Cell::Id(a.applicant_uscc.clone()),
+            Cell::Amount(a.award),
+            Cell::Text(a.policy_version.clone()),
+            Cell::Text(a.recorded_by.clone()),
+            Cell::Text(export::local_time(a.recorded_at)),
+        ]);
+    }
+    let mut totals = vec![Cell::Empty; 9];
+    totals[0] = Cell::Text("合计".to_owned());
+    totals[2] = Cell::Text(format!("{} 项", awards.len()));
+    totals[5] = Cell::Amount(total);
+    rows.push(totals);
+    let headers = [
+        "评估日期",
+        "条款",
+        "措施",
+        "措施代码",
+        "申请人统一社会信用代码",
+        "奖励金额",
+        "政策版本",
+        "登记人",
+        "登记时间",
+    ];
+    Ok(export::attachment(
+        export::CSV_TYPE,
+        &format!("awards-{year}.csv"),
+        export::csv(&headers, &rows)?,
+    ))
+}
+
+/// The year's awards (of one measure, if named) after `(recorded_at, id)`, at most `limit`.
+async fn load_awards(
+    state: &AppState,
+    q: AwardsQuery,
+    (after_at, after_id): (OffsetDateTime, Uuid),
+    limit: i64,
+) -> Result<Vec<Award>, ApiError> {
     let year: i32 = q
         .year
         .as_deref()
@@ -411,7 +485,6 @@ pub async fn list_awards(
             )));
         }
     }
-    let (after_at, after_id) = page.after_or_start();
     let rows = sqlx::query_as!(
         AwardRow,
         r#"select id, measure, award_date, year, applicant_uscc, award, policy_version,
@@ -425,16 +498,11 @@ pub async fn list_awards(
         q.measure,
         after_at,
         after_id,
-        page.fetch()
+        limit
     )
     .fetch_all(&state.db)
     .await?;
-    let mut awards = rows
-        .into_iter()
-        .map(AwardRow::into_award)
-        .collect::<Result<Vec<_>, _>>()?;
-    let headers = page.finish(&mut awards, |a| (a.recorded_at, a.id));
-    Ok((headers, Json(awards)))
+    rows.into_iter().map(AwardRow::into_award).collect()
 }
 
 /// An `awards` row as stored.

@@ -115,3 +115,46 @@ pub async fn platforms(
     let headers = page.finish(&mut rows, |p| (p.name.clone(), p.id));
     Ok((headers, Json(rows)))
 }
+
+/// This year's program as the portal's visitors see it (anonymous), so the page never states
+/// a rate, cap or quota the bureau has since changed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PublicProgram {
+    /// The current program year.
+    pub year: i32,
+    /// Share of the platform's fees a voucher pays, e.g. `"0.30"`.
+    #[schema(value_type = String, example = "0.30")]
+    pub rate: voucher_core::Rate,
+    /// Most one firm can be granted in the year.
+    pub cap_per_firm: Money,
+    /// Most firms admitted in the year.
+    pub firm_quota: i32,
+    /// Slots left in the year's quota.
+    pub quota_remaining: i32,
+    /// Days after issue an unused voucher lapses.
+    pub claim_validity_days: i32,
+    /// No redemption after this instant.
+    #[serde(with = "time::serde::rfc3339")]
+    pub redeem_deadline: time::OffsetDateTime,
+}
+
+/// The current year's parameters and the quota left (anonymous).
+#[utoipa::path(get, path = "/api/portal/program", tag = "portal",
+    responses((status = 200, body = PublicProgram)))]
+pub async fn program(State(state): State<AppState>) -> Result<Json<PublicProgram>, ApiError> {
+    let year = state.clock.program_year();
+    programs::ensure(&state, year).await?;
+    let mut conn = state.db.acquire().await?;
+    let p = programs::load(&mut conn, year)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no program year {year}")))?;
+    Ok(Json(PublicProgram {
+        year,
+        rate: p.rate,
+        cap_per_firm: p.cap_per_firm,
+        firm_quota: p.firm_quota,
+        quota_remaining: (p.firm_quota - p.firms_admitted).max(0),
+        claim_validity_days: p.claim_validity_days,
+        redeem_deadline: p.redeem_deadline,
+    }))
+}

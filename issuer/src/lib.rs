@@ -4,6 +4,7 @@
 pub mod audit_api;
 pub mod awards;
 pub mod firms;
+pub mod lookup;
 pub mod programs;
 pub mod qr;
 pub mod rules_api;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(audit_api::jwks))
         .route("/api/portal/me", get(firms::me))
         .route("/api/portal/platforms", get(firms::platforms))
+        .route("/api/portal/program", get(firms::program))
         .route("/api/portal/vouchers/quote", post(vouchers::quote))
         .route(
             "/api/portal/vouchers",
@@ -29,6 +31,30 @@ pub fn router(state: AppState) -> Router {
         .route("/api/portal/vouchers/{id}/qr.svg", get(qr::qr_svg))
         .route("/api/portal/vouchers/{id}/qr.png", get(qr::qr_png))
         .route("/api/portal/vouchers/{id}/cancel", post(vouchers::cancel))
+        .route(
+            "/api/portal/vouchers/{id}/redemptions",
+            get(lookup::redemptions::portal_redemptions),
+        )
+        .route(
+            "/api/bureau/vouchers",
+            get(lookup::vouchers::bureau_vouchers),
+        )
+        .route(
+            "/api/bureau/vouchers.csv",
+            get(lookup::vouchers::bureau_vouchers_csv),
+        )
+        .route(
+            "/api/bureau/vouchers/{id}",
+            get(lookup::vouchers::bureau_voucher),
+        )
+        .route(
+            "/api/bureau/redemptions",
+            get(lookup::redemptions::bureau_redemptions),
+        )
+        .route(
+            "/api/bureau/redemptions.csv",
+            get(lookup::redemptions::bureau_redemptions_csv),
+        )
         .route(
             "/api/bureau/programs/{year}",
             get(programs::get_program).patch(programs::patch_program),
@@ -41,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             "/api/rules/awards",
             post(awards::record_award).get(awards::list_awards),
         )
+        .route("/api/rules/awards.csv", get(awards::list_awards_csv))
         .with_state(state)
 }
 
@@ -50,11 +77,18 @@ pub fn router(state: AppState) -> Router {
     audit_api::jwks,
     firms::me,
     firms::platforms,
+    firms::program,
     vouchers::quote,
     vouchers::claim,
     vouchers::list,
     vouchers::get,
     vouchers::cancel,
+    lookup::redemptions::portal_redemptions,
+    lookup::vouchers::bureau_vouchers,
+    lookup::vouchers::bureau_vouchers_csv,
+    lookup::vouchers::bureau_voucher,
+    lookup::redemptions::bureau_redemptions,
+    lookup::redemptions::bureau_redemptions_csv,
     qr::qr_svg,
     qr::qr_png,
     programs::get_program,
@@ -65,5 +99,6 @@ pub fn router(state: AppState) -> Router {
     rules_api::evaluate,
     awards::record_award,
     awards::list_awards,
+    awards::list_awards_csv,
 ))]
 pub struct ApiDoc;

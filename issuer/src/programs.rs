@@ -221,7 +221,9 @@ pub struct ProgramPatch {
     pub claim_validity_days: Option<i32>,
 }
 
-/// Changes a year's parameters, never below what is already committed.
+/// Changes a year's parameters, never below what is already committed. Next year's program is
+/// created by its first change (with the rules module's defaults for what the change leaves
+/// out), so it can be set before the year opens.
 #[utoipa::path(patch, path = "/api/bureau/programs/{year}", tag = "bureau",
     params(("year" = i32, Path, description = "Calendar year")),
     request_body = ProgramPatch, security(("bearer" = [])),
@@ -253,7 +255,10 @@ pub async fn patch_program(
             ));
         }
     }
-    if year == state.clock.program_year() {
+    // The current year exists from its first request; next year's is created here, with the
+    // rules module's defaults, so the bureau can prepare the opening morning in December.
+    let current = state.clock.program_year();
+    if year == current || year == current + 1 {
         ensure(&state, year).await?;
     }
     let mut tx = state.db.begin().await?;

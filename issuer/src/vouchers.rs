@@ -43,6 +43,13 @@ pub struct Quote {
     pub cap_remaining: Money,
     /// Quota slots left this year.
     pub quota_remaining: i32,
+    /// When a voucher claimed now would lapse if still unused.
+    #[serde(with = "time::serde::rfc3339")]
+    pub lapses_at: OffsetDateTime,
+    /// When it would expire: the year's redeem deadline (a voucher claimed in December
+    /// expires on Dec 31 all the same).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 /// A voucher as firms see it (API.md, "A voucher").
@@ -253,11 +260,23 @@ pub async fn quote(
     programs::ensure(&state, year).await?;
     let mut conn = state.db.acquire().await?;
     let d = decide(&mut conn, session.firm_id, &request, year, false).await?;
+    let (lapses_at, expires_at) = voucher_dates(&d.program, state.clock.now());
     Ok(Json(Quote {
         face_value: d.face_value,
         cap_remaining: d.cap_remaining,
         quota_remaining: (d.program.firm_quota - d.program.firms_admitted).max(0),
+        lapses_at,
+        expires_at,
     }))
+}
+
+/// When a voucher issued at `issued_at` lapses if unused and when it expires: unused
+/// `claim_validity_days` after issue it lapses, never later than the redeem deadline.
+fn voucher_dates(program: &Program, issued_at: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+    let expires_at = program.redeem_deadline;
+    let lapses_at =
+        (issued_at + time::Duration::days(i64::from(program.claim_validity_days))).min(expires_at);
+    (lapses_at, expires_at)
 }
 
 /// Claims a signed voucher for one platform.
@@ -292,10 +311,7 @@ async fn claim_in_tx(
     programs::lock_parameters_shared(&mut tx, year).await?;
     let d = decide(&mut tx, firm_id, request, year, true).await?;
     let issued_at = now.replace_nanosecond(0).unwrap_or(now);
-    let expires_at = d.program.redeem_deadline;
-    // Unused by then, it lapses; never later than the redeem deadline.
-    let lapses_at = (issued_at + time::Duration::days(i64::from(d.program.claim_validity_days)))
-        .min(expires_at);
+    let (lapses_at, expires_at) = voucher_dates(&d.program, issued_at);
     let id = Uuid::now_v7();
     let keys = state.keys.get();
     let mut inserted = false;

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use voucher_core::auth::{BureauSession, Role};
+use voucher_core::export;
 use voucher_core::extract::{Path, Query};
 use voucher_core::json::read_body;
 use voucher_core::page::Page;
@@ -16,8 +17,8 @@ use voucher_core::state::SHANGHAI;
 use voucher_core::{ApiError, AppState, ErrorCode, Json, Money};
 
 use crate::job::{self, Report};
-use crate::statements;
 use crate::views::{self, Filter, Statement};
+use crate::{exports, statements};
 
 /// Which business date to run.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -186,13 +187,8 @@ pub async fn list(
     Query(q): Query<MonthQuery>,
     page: Page<(String, Uuid)>,
 ) -> Result<(HeaderMap, Json<Vec<Statement>>), ApiError> {
-    let text = q
-        .month
-        .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
-    statements::month_bounds(&text)
-        .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
     let after = page.after_or((String::new(), Uuid::nil()));
-    let mut list = views::load(&state.db, Filter::MonthPage(&text, after, page.fetch())).await?;
+    let (_, mut list) = month_statements(&state, q, after, page.fetch()).await?;
     let headers = page.finish(&mut list, |s| (s.platform_name.clone(), s.id));
     Ok((headers, Json(list)))
 }
@@ -252,19 +248,6 @@ pub async fn pay(
     Ok(Json(one(&state, id).await?))
 }
 
-fn download(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 /// The statement's lines as CSV.
 #[utoipa::path(get, path = "/api/bureau/statements/{id}/lines.csv", tag = "bureau",
     params(("id" = Uuid, Path)), security(("bearer" = [])),
@@ -275,10 +258,10 @@ pub async fn lines_csv(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let s = one(&state, id).await?;
-    Ok(download(
-        "text/csv; charset=utf-8",
-        format!("statement-{}-{}.csv", s.month, s.id),
-        views::csv(&s)?,
+    Ok(export::attachment(
+        export::CSV_TYPE,
+        &format!("statement-{}-{}.csv", s.month, s.id),
+        exports::statement_csv(&s)?,
     ))
 }
 
@@ -292,10 +275,64 @@ pub async fn lines_xlsx(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let s = one(&state, id).await?;
-    Ok(download(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        format!("statement-{}-{}.xlsx", s.month, s.id),
-        views::xlsx(&s)?,
+    Ok(export::attachment(
+        export::XLSX_TYPE,
+        &format!("statement-{}-{}.xlsx", s.month, s.id),
+        exports::statement_xlsx(&s)?,
+    ))
+}
+
+/// The month's statements by platform name, after `(platform name, id)`, at most `limit`.
+async fn month_statements(
+    state: &AppState,
+    q: MonthQuery,
+    after: (String, Uuid),
+    limit: i64,
+) -> Result<(String, Vec<Statement>), ApiError> {
+    let text = q
+        .month
+        .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
+    statements::month_bounds(&text)
+        .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
+    let list = views::load(&state.db, Filter::MonthPage(&text, after, limit)).await?;
+    Ok((text, list))
+}
+
+/// The month's summary for finance as CSV: one row per platform's statement (status, lines,
+/// bills, discounts, approver, payment) and a totals row.
+#[utoipa::path(get, path = "/api/bureau/statements/summary.csv", tag = "bureau",
+    params(MonthQuery), security(("bearer" = [])),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 422, body = voucher_core::error::Problem)))]
+pub async fn summary_csv(
+    State(state): State<AppState>,
+    _session: BureauSession,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    let (month, list) = month_statements(&state, q, (String::new(), Uuid::nil()), i64::MAX).await?;
+    Ok(export::attachment(
+        export::CSV_TYPE,
+        &format!("statements-{month}-summary.csv"),
+        exports::summary_csv(&list)?,
+    ))
+}
+
+/// The month's summary for finance as XLSX: the summary sheet (one row per platform's
+/// statement) and a sheet with every line of the month.
+#[utoipa::path(get, path = "/api/bureau/statements/summary.xlsx", tag = "bureau",
+    params(MonthQuery), security(("bearer" = [])),
+    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
+        (status = 422, body = voucher_core::error::Problem)))]
+pub async fn summary_xlsx(
+    State(state): State<AppState>,
+    _session: BureauSession,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    let (month, list) = month_statements(&state, q, (String::new(), Uuid::nil()), i64::MAX).await?;
+    Ok(export::attachment(
+        export::XLSX_TYPE,
+        &format!("statements-{month}-summary.xlsx"),
+        exports::summary_xlsx(&month, &list)?,
     ))
 }
 

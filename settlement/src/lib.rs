@@ -1,6 +1,7 @@
 //! `voucher-settlement`: the nightly job, reconciliation, monthly statements, exports.
 
 pub mod api;
+pub mod exports;
 pub mod job;
 pub mod metrics;
 pub mod reconcile;
@@ -35,6 +36,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bureau/statements", post(api::close).get(api::list))
         .route("/api/bureau/statements/{id}/approve", post(api::approve))
         .route("/api/bureau/statements/{id}/payment", post(api::pay))
+        .route("/api/bureau/statements/summary.csv", get(api::summary_csv))
+        .route(
+            "/api/bureau/statements/summary.xlsx",
+            get(api::summary_xlsx),
+        )
         .route("/api/bureau/statements/{id}/lines.csv", get(api::lines_csv))
         .route(
             "/api/bureau/statements/{id}/lines.xlsx",
@@ -61,6 +67,8 @@ pub fn router(state: AppState) -> Router {
     api::pay,
     api::lines_csv,
     api::lines_xlsx,
+    api::summary_csv,
+    api::summary_xlsx,
     api::platform_statement,
     api::reconcile_upload,
     api::stats,

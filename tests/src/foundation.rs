@@ -225,6 +225,15 @@ async fn public_endpoints_answer(pool: PgPool) {
         ("/api/bureau/statements/{id}/payment", "post"),
         ("/api/bureau/statements/{id}/lines.csv", "get"),
         ("/api/bureau/statements/{id}/lines.xlsx", "get"),
+        ("/api/bureau/statements/summary.csv", "get"),
+        ("/api/bureau/statements/summary.xlsx", "get"),
+        ("/api/bureau/vouchers", "get"),
+        ("/api/bureau/vouchers.csv", "get"),
+        ("/api/bureau/vouchers/{id}", "get"),
+        ("/api/bureau/redemptions", "get"),
+        ("/api/bureau/redemptions.csv", "get"),
+        ("/api/portal/vouchers/{id}/redemptions", "get"),
+        ("/api/portal/program", "get"),
         ("/api/bureau/stats", "get"),
         ("/v1/statements", "get"),
         ("/v1/statements/{id}/reconciliation", "post"),
@@ -232,6 +241,7 @@ async fn public_endpoints_answer(pool: PgPool) {
         ("/api/rules/evaluate", "post"),
         ("/api/rules/awards", "post"),
         ("/api/rules/awards", "get"),
+        ("/api/rules/awards.csv", "get"),
     ];
     for (path, method) in expected {
         assert!(

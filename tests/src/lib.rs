@@ -15,6 +15,8 @@ mod bureau;
 #[cfg(test)]
 mod concurrency;
 #[cfg(test)]
+mod daily;
+#[cfg(test)]
 mod edges;
 #[cfg(test)]
 mod foundation;

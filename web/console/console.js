@@ -26,6 +26,7 @@
     closeMonth: ['reviewer'],
     approvePay: ['finance'],
     manageStaff: ['admin'],
+    recordAwards: ['reviewer'],
   };
 
   const STATEMENT_STATUS = {
@@ -43,6 +44,9 @@
     admitted_firms_within_quota: '入选企业数不超过年度名额',
     invoice_redeemed_once: '同一发票号只核销一次',
     redemptions_journaled: '每笔核销都有会计分录',
+    admitted_firms_are_holders: '入选企业都持有或用过本年度消费券',
+    voucher_redeemed_matches_redemptions: '消费券已核销金额与核销记录一致',
+    program_totals_match_journal: '年度汇总与会计分录一致',
   };
 
   const ACTIONS = {
@@ -337,6 +341,9 @@
     statements: renderStatements,
     audit: renderAudit,
     rules: renderRules,
+    vouchers: renderVouchers,
+    redemptions: renderRedemptions,
+    awards: renderAwards,
     staff: renderStaff,
     account: renderAccount,
   };
@@ -500,24 +507,10 @@
 
   function renderPlatforms(root) {
     const msg = msgArea();
-    const keyBox = h('div', { id: 'key-box' });
     const list = h('div');
     const admin = can('managePlatforms');
 
-    const showKey = (title, platformName, key) => {
-      const copyBtn = h('button', { type: 'button', className: 'primary small', id: 'copy-key', text: '复制密钥' });
-      copyBtn.addEventListener('click', async () => {
-        copyBtn.textContent = (await VC.copyText(key)) ? '已复制 ✓' : '请手动选中复制';
-      });
-      clear(keyBox).append(h('div', { className: 'key-once' },
-        h('h3', { text: '⚠ ' + title + ' — 只显示这一次' }),
-        h('p', { text: '这是平台「' + platformName + '」的 API 密钥。系统只保存其摘要，关闭后无法再次查看，请立即复制并通过安全渠道交给平台。' }),
-        h('div', { className: 'key-row' },
-          h('code', { className: 'key-value', id: 'new-api-key', text: key }),
-          copyBtn),
-        h('button', { type: 'button', className: 'ghost small', text: '我已妥善保存，关闭', on: { click: () => clear(keyBox) } })));
-      keyBox.scrollIntoView({ block: 'start' });
-    };
+    const showKey = showKeyOnce;
 
     const load = async () => {
       try {
@@ -540,15 +533,23 @@
       },
     ], platforms, { empty: '还没有登记平台。', rowProps: (p) => ({ dataset: { platformId: p.id } }) });
 
+    // Newest first, each with when it was issued, last used and revoked, the newest marked.
     const keyList = (p) => {
       if (!p.keys.length) return h('span', { className: 'muted', text: '无' });
-      return h('ul', { className: 'keys' }, p.keys.map((k) => h('li', { className: k.revoked_at ? 'revoked' : '' },
-        h('span', { className: 'mono', text: k.display + '…' }),
-        k.revoked_at ? badge('已吊销 ' + VC.dateOnly(k.revoked_at), 'muted') : badge('有效', 'ok'),
-        h('span', { className: 'muted small', text: '签发 ' + VC.dateTime(k.created_at) + (k.last_used_at ? '，最近使用 ' + VC.dateTime(k.last_used_at) : '，未使用') }),
-        admin && !k.revoked_at
-          ? h('button', { type: 'button', className: 'danger-outline small', text: '吊销', on: { click: (e) => revokeKey(p, k, e.currentTarget) } })
-          : null)));
+      const keys = p.keys.slice().sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+      const newest = keys.find((k) => !k.revoked_at);
+      return table([
+        { label: '密钥', cell: (k) => h('span', null, h('span', { className: 'mono', text: k.display + '…' }), k === newest && keys.length > 1 ? badge('最新', 'info') : null) },
+        { label: '状态', cell: (k) => k.revoked_at ? badge('已吊销', 'muted') : badge('有效', 'ok') },
+        { label: '签发', cell: (k) => VC.dateTime(k.created_at) },
+        { label: '最近使用', cell: (k) => k.last_used_at ? VC.dateTime(k.last_used_at) : '从未使用' },
+        { label: '吊销', cell: (k) => k.revoked_at ? VC.dateTime(k.revoked_at) : '—' },
+        {
+          label: '', cell: (k) => admin && !k.revoked_at
+            ? h('button', { type: 'button', className: 'danger-outline small', text: '吊销', on: { click: (e) => revokeKey(p, k, e.currentTarget) } })
+            : '',
+        },
+      ], keys, { className: 'keys inner', rowProps: (k) => ({ className: k.revoked_at ? 'revoked' : '', dataset: { keyId: k.key_id } }) });
     };
 
     const addKey = async (p, button) => {
@@ -576,7 +577,7 @@
       }
     };
 
-    root.append(h('div', { className: 'page-head' }, h('h1', { text: '平台与密钥' })), msg, keyBox);
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '平台与密钥' })), msg);
 
     if (admin) {
       const name = h('input', { id: 'platform-name', autocomplete: 'off', placeholder: '如：某某工业云' });
@@ -622,16 +623,42 @@
   function renderProgram(root) {
     const msg = msgArea();
     const year = h('input', { type: 'number', id: 'program-year', min: 2021, max: 2100, value: VC.thisYear(), className: 'narrow' });
-    const body = h('div');
+    const body = h('div', { className: 'program-years' });
+    // This year and next year side by side: next year's is prepared in December.
     const load = async () => {
       say(msg, '');
-      try {
-        const p = await api.get('/api/bureau/programs/' + year.value);
-        clear(body).append(programView(p));
-      } catch (err) {
-        clear(body);
-        say(msg, errorText(err), 'error');
-      }
+      const first = Number(year.value);
+      clear(body).append(h('p', { className: 'muted loading', text: '正在加载…' }));
+      const boxes = [first, first + 1].map((y) => h('div', { className: 'program-year', id: 'program-' + y }));
+      clear(body).append(...boxes);
+      await Promise.all([first, first + 1].map(async (y, i) => {
+        try {
+          const p = await api.get('/api/bureau/programs/' + y);
+          clear(boxes[i]).append(programView(p));
+        } catch (err) {
+          if (err.code === 'not_found' && y === VC.thisYear() + 1) clear(boxes[i]).append(prepareView(y));
+          else clear(boxes[i]).append(card(y + ' 年度', h('p', { className: 'muted', text: err.code === 'not_found' ? '没有该年度的参数。' : errorText(err) })));
+        }
+      }));
+    };
+
+    // Next year, not yet created: the admin creates it with the rules module's defaults.
+    const prepareView = (y) => {
+      const create = h('button', { type: 'button', className: 'primary', id: 'prepare-year', text: '按政策默认值创建 ' + y + ' 年度参数', disabled: !can('editProgram') });
+      create.addEventListener('click', async () => {
+        say(msg, '');
+        if (!await confirmDialog('创建 ' + y + ' 年度参数（补贴比例、每户上限和企业名额取当时生效政策的默认值）？创建后可以修改，直到该年度第一次申领。', '创建')) return;
+        try {
+          const p = await busy(create, '创建中…', () => api.request('PATCH', '/api/bureau/programs/' + y, {}));
+          clear($('program-' + y)).append(programView(p));
+          say(msg, y + ' 年度参数已创建，可以修改。', 'success');
+        } catch (err) {
+          say(msg, errorText(err), 'error');
+        }
+      });
+      return card(y + ' 年度（下一年度）',
+        h('p', { className: 'muted', text: '下一年度的参数尚未设置。提前创建并设置好，元旦开放申领时即按新参数执行。' }),
+        can('editProgram') ? create : roleNote('只有管理员可以创建和修改年度参数。'));
     };
 
     const programView = (p) => {
@@ -647,12 +674,13 @@
         ['已核销', money(p.redeemed_total)],
         ['有效消费券', VC.integer(p.vouchers_active) + ' 张'],
       ];
-      const view = card(p.year + ' 年度参数', h('dl', { className: 'kv' }, rows.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])));
+      const next = p.year > VC.thisYear();
+      const view = card(p.year + ' 年度参数' + (next ? '（下一年度，尚未开始）' : ''), h('dl', { className: 'kv' }, rows.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])));
       if (!can('editProgram')) return h('div', null, view, roleNote('只有管理员可以修改年度参数。'));
 
-      const quota = h('input', { type: 'number', id: 'edit-quota', min: 0, step: 1, value: p.firm_quota });
-      const cap = h('input', { id: 'edit-cap', inputMode: 'decimal', value: p.cap_per_firm });
-      const days = h('input', { type: 'number', id: 'edit-days', min: 1, max: 366, step: 1, value: p.claim_validity_days });
+      const quota = h('input', { type: 'number', id: 'edit-quota-' + p.year, min: 0, step: 1, value: p.firm_quota });
+      const cap = h('input', { id: 'edit-cap-' + p.year, inputMode: 'decimal', value: p.cap_per_firm });
+      const days = h('input', { type: 'number', id: 'edit-days-' + p.year, min: 1, max: 366, step: 1, value: p.claim_validity_days });
       const form = h('form', { className: 'row-form', noValidate: true },
         field('年度企业名额', quota, '不能少于已入选的 ' + p.firms_admitted + ' 家'),
         field('每户年度补贴上限（元）', cap, '不能低于已发放给任何一家企业的金额'),
@@ -674,21 +702,21 @@
         try {
           const updated = await busy(form.querySelector('button'), '保存中…',
             () => api.request('PATCH', '/api/bureau/programs/' + p.year, patch));
-          clear(body).append(programView(updated));
-          say(msg, '参数已保存。', 'success');
+          clear($('program-' + p.year)).append(programView(updated));
+          say(msg, p.year + ' 年度参数已保存。', 'success');
         } catch (err) {
           say(msg, errorText(err, {
             invalid_transition: '不能这样修改：企业名额不能少于已入选的企业数（' + p.firms_admitted + ' 家），每户上限也不能低于已发放给任何一家企业的金额。',
           }), 'error');
         }
       });
-      return h('div', null, view, card('修改参数', form));
+      return h('div', null, view, card('修改 ' + p.year + ' 年度参数', form));
     };
 
     root.append(
       h('div', { className: 'page-head' }, h('h1', { text: '年度参数' }),
         h('form', { className: 'inline', on: { submit: (e) => { e.preventDefault(); load(); } } },
-          field('年度', year), h('button', { type: 'submit', className: 'ghost', text: '查看' }))),
+          field('从年度', year), h('button', { type: 'submit', className: 'ghost', text: '查看' }))),
       msg, body);
     load();
   }
@@ -768,13 +796,13 @@
       broken.length
         ? h('div', { className: 'alert-banner', attrs: { role: 'alert' } },
           h('strong', { text: '✗ 对账发现 ' + broken.length + ' 项不变量被破坏，请立即核查！' }),
-          h('ul', null, broken.map((i) => h('li', { text: (INVARIANTS[i.name] || i.name) + '：' + i.detail }))))
+          h('ul', null, broken.map((i) => h('li', { text: (INVARIANTS[i.name] || i.name) + '：' + invariantDetail(i.detail) }))))
         : h('div', { className: 'ok-banner', text: '✓ 全部 ' + r.invariants.length + ' 项不变量均成立。' }),
       h('div', { className: 'mini-figures' }, figures.map(([k, v]) => h('div', null, h('span', { text: k }), h('strong', { text: v })))),
       table([
         { label: '结果', cell: (i) => i.ok ? badge('✓ 成立', 'ok') : badge('✗ 被破坏', 'bad') },
         { label: '不变量', cell: (i) => h('span', null, INVARIANTS[i.name] || i.name, h('span', { className: 'muted small mono', text: ' ' + i.name })) },
-        { label: '详情', cell: (i) => i.detail },
+        { label: '详情', cell: (i) => invariantDetail(i.detail) },
       ], r.invariants, { rowProps: (i) => ({ className: i.ok ? '' : 'broken' }) }));
   }
 
@@ -798,6 +826,7 @@
 
     closeBtn.addEventListener('click', async () => {
       say(msg, '');
+      if (month.value >= VC.thisMonth() && !await confirmDialog('⚠ ' + month.value + ' 还没有结束。现在关账生成的是截至此刻的草稿结算单，本月后续的核销会在下次关账时刷新进来。确定现在关账吗？', '仍然关账')) return;
       try {
         const statements = await busy(closeBtn, '关账中…', () => api.post('/api/bureau/statements', { month: month.value }));
         clear(list).append(statementTable(statements));
@@ -839,7 +868,9 @@
             on: {
               click: async (e) => {
                 const btn = e.currentTarget;
-                if (!await confirmDialog('审核通过「' + s.platform_name + '」' + s.month + ' 的结算单（' + money(s.total) + '）？审核后该月核销被锁定，不能再撤销。', '审核通过')) return;
+                const early = s.month >= VC.thisMonth();
+                if (!await confirmDialog((early ? '⚠ 注意：' + s.month + ' 还没有结束，审核后本月之后的核销将计入下个月。\n\n' : '') +
+                  '审核通过「' + s.platform_name + '」' + s.month + ' 月的结算单：' + s.lines.length + ' 笔，应付平台 ' + money(s.total) + '。审核后该月核销被锁定，平台不能再撤销。', '审核通过 ' + money(s.total))) return;
                 act(btn, '审核中…', () => api.post('/api/bureau/statements/' + s.id + '/approve'), '结算单已审核。');
               },
             },
@@ -853,9 +884,10 @@
         } else if (can('approvePay')) {
           const ref = h('input', { className: 'ref-input', placeholder: '付款凭证号', maxLength: 100 });
           const pay = h('button', { type: 'button', className: 'primary small pay', text: '确认付款' });
-          pay.addEventListener('click', () => {
+          pay.addEventListener('click', async () => {
             const reference = ref.value.trim();
             if (!reference) { say(msg, '请填写付款凭证号（银行或国库支付的流水号）。', 'error'); ref.focus(); return; }
+            if (!await confirmDialog('确认已向「' + s.platform_name + '」支付 ' + s.month + ' 月结算款 ' + money(s.total) + '，付款凭证号 ' + reference + '？登记后不能修改。', '确认付款 ' + money(s.total))) return;
             act(pay, '记录中…', () => api.post('/api/bureau/statements/' + s.id + '/payment', { reference: reference }),
               '已记录付款，凭证号 ' + reference + '。');
           });
@@ -903,8 +935,21 @@
         : null,
     });
 
+    const summary = (ext) => {
+      const b = h('button', { type: 'button', className: 'ghost', id: 'summary-' + ext, text: '月度汇总 ' + ext.toUpperCase() });
+      b.addEventListener('click', async () => {
+        say(msg, '');
+        try {
+          const blob = await busy(b, '导出中…', () => api.blob('/api/bureau/statements/summary.' + ext + '?month=' + month.value));
+          VC.download(blob, 'statements-' + month.value + '-summary.' + ext);
+        } catch (err) {
+          say(msg, errorText(err), 'error');
+        }
+      });
+      return b;
+    };
     const form = h('form', { className: 'row-form', noValidate: true, on: { submit: (e) => { e.preventDefault(); say(msg, ''); load(); } } },
-      field('月份（北京时间）', month), h('button', { type: 'submit', className: 'ghost', text: '查询' }), closeBtn);
+      field('月份（北京时间）', month), h('button', { type: 'submit', className: 'ghost', text: '查询' }), closeBtn, summary('xlsx'), summary('csv'));
     root.append(h('div', { className: 'page-head' }, h('h1', { text: '月度结算' })), msg,
       card(null, form,
         can('approvePay') ? null : roleNote('结算单的审核和付款只能由财务完成（职责分离）；您可以关账、查看和导出。')),
@@ -1014,13 +1059,20 @@
     const msg = msgArea();
     const date = h('input', { type: 'date', id: 'rules-date', value: VC.today() });
     const measure = h('select', { id: 'rules-measure' });
-    const facts = h('textarea', { id: 'rules-facts', rows: 9, spellcheck: false, className: 'mono' });
+    const factsBox = h('div', { id: 'rules-facts-box' });
+    const clauseNote = h('p', { className: 'muted small', id: 'rules-clause' });
     const result = h('div', { id: 'rules-result' });
     let measures = [];
+    let facts = null;
 
+    // The form of the measure's facts, each with its Chinese name, type and unit.
     const template = () => {
-      const ex = FACT_EXAMPLES[measure.value];
-      facts.value = JSON.stringify(ex || {}, null, 2);
+      facts = factsForm(measure.value, 'rules');
+      clear(factsBox).append(facts.node);
+      const m = measures.find((x) => x.id === measure.value);
+      clauseNote.textContent = m ? '条款 ' + m.clause + '「' + m.title + '」' +
+        (m.annual_quota !== null && m.annual_quota !== undefined ? '，每年最多 ' + m.annual_quota + ' 项' : '，不限名额') : '';
+      clear(result);
     };
 
     const loadMeasures = async () => {
@@ -1034,19 +1086,22 @@
         if (!measures.length) measure.append(h('option', { value: '', text: '该日期没有生效的政策条款' }));
         if (measures.some((m) => m.id === keep)) measure.value = keep;
         else if (measures.some((m) => m.id === 'cloud_voucher')) measure.value = 'cloud_voucher';
-        if (measure.value !== keep) template();
+        template();
       } catch (err) {
         clear(measure).append(h('option', { value: '', text: '—' }));
-        say(msg, err.code === 'not_found' ? date.value + ' 没有生效的政策（2021-03-11 之前无措施）。' : errorText(err), 'error');
+        clear(factsBox);
+        say(msg, rulesErrorText(err, date.value), 'error');
       }
     };
 
     const form = h('form', { className: 'rules-form', noValidate: true },
       h('div', { className: 'row-form' }, field('评估日期（决定适用的政策版本）', date), field('政策条款', measure)),
-      field('申请人事实数据（JSON 对象）', facts, '金额用字符串（如 "50000.00"），数量用整数，是否用 true/false。切换条款会填入示例。'),
+      clauseNote,
+      h('h3', { text: '申请人情况' }),
+      factsBox,
       h('div', { className: 'row-form' },
         h('button', { type: 'submit', className: 'primary', id: 'evaluate', text: '计算' }),
-        h('button', { type: 'button', className: 'ghost', text: '填入示例', on: { click: template } })));
+        h('button', { type: 'button', className: 'ghost', text: '恢复示例数据', on: { click: template } })));
     date.addEventListener('change', loadMeasures);
     measure.addEventListener('change', template);
     form.addEventListener('submit', async (ev) => {
@@ -1054,13 +1109,9 @@
       say(msg, '');
       let parsed;
       try {
-        parsed = JSON.parse(facts.value);
+        parsed = facts.read();
       } catch (e) {
-        say(msg, '事实数据不是有效的 JSON：' + e.message, 'error');
-        return;
-      }
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        say(msg, '事实数据应为 JSON 对象，例如 {"annual_fee": "50000.00"}。', 'error');
+        say(msg, e.message, 'error');
         return;
       }
       try {
@@ -1069,17 +1120,13 @@
         clear(result).append(evaluationView(r));
       } catch (err) {
         clear(result);
-        let text = errorText(err, { not_found: '该条款不存在，或在 ' + date.value + ' 不生效。' });
-        if (err.code === 'validation_failed' && err.field && !['measure', 'date', 'facts'].includes(err.field)) {
-          text = '事实「' + err.field + '」缺失或类型不对' + (err.detail ? '：' + err.detail : '') + '。';
-        }
-        say(msg, text, 'error');
+        say(msg, rulesErrorText(err, date.value), 'error');
       }
     });
 
     root.append(h('div', { className: 'page-head' }, h('h1', { text: '政策计算' })), msg,
       card('按政策条款评估（不做登记）', form), result);
-    loadMeasures().then(template);
+    loadMeasures();
   }
 
   function evaluationView(r) {
@@ -1091,7 +1138,7 @@
         h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '奖励 / 补贴金额' }),
           h('div', { className: 'figure-value', id: 'eval-award', text: money(r.award) })),
         h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '政策版本' }),
-          h('div', { className: 'figure-value small-value', text: r.policy_version === 'revised' ? '修订版（revised）' : r.policy_version + ' 版' })),
+          h('div', { className: 'figure-value small-value', text: r.policy_version === 'revised' ? '修订版' : r.policy_version + ' 版' })),
         h('div', { className: 'figure' }, h('div', { className: 'figure-label', text: '年度名额' }),
           h('div', { className: 'figure-value small-value', text: r.annual_quota === null || r.annual_quota === undefined ? '不限' : r.annual_quota + ' 个' }))),
       h('p', { className: 'muted small mono', text: '条款 ' + m + ' · 参数文件 sha256 ' + r.params_hash }),
@@ -1099,9 +1146,510 @@
       table([
         { label: '#', cell: (t) => String(r.trace.indexOf(t) + 1), className: 'num' },
         { label: '条款', cell: (t) => t.clause },
-        { label: '步骤', cell: (t) => t.step },
-        { label: '数值与结论', cell: (t) => t.value },
+        { label: '步骤', cell: (t) => zhTrace(t.step) },
+        { label: '数值与结论', cell: (t) => zhTrace(t.value) },
       ], r.trace, { className: 'trace' }));
+  }
+
+  // ---- Daily look-ups: vouchers, redemptions, awards -------------------------------------------
+
+  const VOUCHER_STATUS = {
+    active: ['可使用', 'ok'],
+    exhausted: ['已用完', 'muted'],
+    cancelled: ['已取消', 'muted'],
+    lapsed: ['逾期未用失效', 'warn'],
+    expired: ['已过期', 'bad'],
+  };
+
+  const REDEMPTION_STATUS = { active: ['有效', 'ok'], reversed: ['已撤销', 'bad'] };
+
+  function statusBadge(map, status) {
+    const [t, k] = map[status] || [status, 'muted'];
+    return badge(t, k);
+  }
+
+  // The hash's own query (#/vouchers?q=BA26-...), as URLSearchParams.
+  function hashParams() {
+    const i = location.hash.indexOf('?');
+    return new URLSearchParams(i < 0 ? '' : location.hash.slice(i + 1));
+  }
+
+  // Fetches a paged list: resolves with {rows, next} (next: the Link rel="next" URL or null).
+  async function getPage(url) {
+    const res = await api.get(url, { raw: true });
+    const rows = await res.json();
+    const link = res.headers.get('Link');
+    const m = link && link.match(/<([^>]+)>;\s*rel="next"/);
+    return { rows: rows, next: m ? m[1] : null };
+  }
+
+  // A list with a pager: `url()` gives the first page's URL; `render(rows)` a node.
+  function pagedList(box, msg, render) {
+    const stack = [];
+    let current = null;
+    const show = async (url) => {
+      clear(box).append(h('p', { className: 'muted loading', text: '正在查询…' }));
+      try {
+        const page = await getPage(url);
+        current = url;
+        clear(box).append(render(page.rows),
+          h('div', { className: 'pager' },
+            h('button', { type: 'button', className: 'ghost small', text: '‹ 上一页', disabled: !stack.length, on: { click: () => show(stack.pop()) } }),
+            h('span', { className: 'muted small', text: page.rows.length ? '本页 ' + page.rows.length + ' 条' : '' }),
+            h('button', { type: 'button', className: 'ghost small', id: 'next-page', text: '下一页 ›', disabled: !page.next, on: { click: () => { stack.push(current); show(page.next); } } })));
+      } catch (err) {
+        clear(box);
+        say(msg, errorText(err), 'error');
+      }
+    };
+    return { first: (url) => { stack.length = 0; say(msg, ''); return show(url); } };
+  }
+
+  async function exportCsv(button, msg, url, name) {
+    say(msg, '');
+    try {
+      const blob = await busy(button, '导出中…', () => api.blob(url));
+      VC.download(blob, name);
+    } catch (err) {
+      say(msg, errorText(err, { validation_failed: '符合条件的记录超过 10 万条，请缩小查询范围后再导出。' }), 'error');
+    }
+  }
+
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined) q.set(k, v);
+    return q.toString();
+  }
+
+  const PAGE_SIZE = 50;
+
+  function redemptionTable(rows, opts) {
+    opts = opts || {};
+    return table([
+      { label: '核销时间', cell: (r) => VC.dateTime(r.created_at) },
+      opts.noPlatform ? null : { label: '平台', cell: (r) => r.platform_name },
+      opts.noFirm ? null : { label: '企业', cell: (r) => h('div', null, r.firm_name, h('div', { className: 'muted small mono', text: r.firm_uscc })) },
+      opts.noVoucher ? null : { label: '券码', cell: (r) => h('a', { className: 'mono', href: '#/vouchers?q=' + encodeURIComponent(r.voucher_code), text: r.voucher_code }) },
+      { label: '发票号', cell: (r) => h('span', { className: 'mono', text: r.invoice_no }) },
+      { label: '合同 / 账期', cell: (r) => [r.contract_no, r.billing_period].filter(Boolean).join(' / ') || '—' },
+      { label: '账单金额', cell: (r) => money(r.bill_amount), className: 'num' },
+      { label: '抵扣金额', cell: (r) => money(r.discount), className: 'num' },
+      { label: '状态', cell: (r) => h('div', null, statusBadge(REDEMPTION_STATUS, r.status),
+        r.reversed_at ? h('div', { className: 'small muted', text: VC.dateTime(r.reversed_at) + (r.reversal_reason ? '：' + r.reversal_reason : '') }) : null) },
+    ].filter(Boolean), rows, {
+      empty: opts.empty || '没有符合条件的核销记录。', className: 'redemptions',
+      rowProps: (r) => ({ className: r.status === 'reversed' ? 'reversed' : '', dataset: { invoice: r.invoice_no } }),
+    });
+  }
+
+  function renderVouchers(root) {
+    const msg = msgArea();
+    const params = hashParams();
+    const q = h('input', { id: 'voucher-q', autocomplete: 'off', className: 'mono', placeholder: '券码（如 BA26-XXXX-XXXX）或统一社会信用代码', value: params.get('q') || '' });
+    const status = h('select', { id: 'voucher-status' }, h('option', { value: '', text: '全部状态' }),
+      Object.entries(VOUCHER_STATUS).map(([k, [t]]) => h('option', { value: k, text: t })));
+    const year = h('input', { type: 'number', id: 'voucher-year', min: 2021, max: 2100, className: 'narrow', value: params.get('year') || '' , placeholder: '全部' });
+    const list = h('div', { id: 'voucher-results' });
+    const detail = h('div', { id: 'voucher-detail' });
+    const csvBtn = h('button', { type: 'button', className: 'ghost', id: 'voucher-csv', text: '导出 CSV（当前条件）' });
+    const filter = () => {
+      const text = q.value.trim().toUpperCase();
+      return { q: text, status: status.value, year: year.value };
+    };
+    const pager = pagedList(list, msg, (rows) => {
+      if (rows.length === 1 && filter().q) openDetail(rows[0].id);
+      return table([
+        { label: '券码', cell: (v) => h('button', { type: 'button', className: 'link mono voucher-open', text: v.code, on: { click: () => openDetail(v.id) } }) },
+        { label: '企业', cell: (v) => h('div', null, v.firm_name, h('div', { className: 'muted small mono', text: v.firm_uscc })) },
+        { label: '平台', cell: (v) => v.platform_name },
+        { label: '年度', cell: (v) => String(v.year) },
+        { label: '面额', cell: (v) => money(v.face_value), className: 'num' },
+        { label: '余额', cell: (v) => money(v.remaining), className: 'num' },
+        { label: '状态', cell: (v) => statusBadge(VOUCHER_STATUS, v.status) },
+        { label: '发放时间', cell: (v) => VC.dateTime(v.issued_at) },
+      ], rows, { empty: '没有找到符合条件的消费券。', rowProps: (v) => ({ dataset: { voucherId: v.id, code: v.code } }) });
+    });
+    const search = () => {
+      const f = filter();
+      if (f.q && f.q.length < 4) { say(msg, '请至少输入券码或统一社会信用代码的前 4 位。', 'error'); return; }
+      clear(detail);
+      pager.first('/api/bureau/vouchers?' + query(Object.assign({ limit: PAGE_SIZE }, f)));
+    };
+    const openDetail = async (id) => {
+      clear(detail).append(h('p', { className: 'muted loading', text: '正在加载消费券详情…' }));
+      try {
+        const v = await api.get('/api/bureau/vouchers/' + id);
+        clear(detail).append(card('消费券 ' + v.code,
+          h('dl', { className: 'kv' }, [
+            ['券码', v.code], ['状态', (VOUCHER_STATUS[v.status] || [v.status])[0]],
+            ['企业', v.firm_name + '（' + v.firm_uscc + '）'], ['平台', v.platform_name],
+            ['年服务费', money(v.annual_fee)], ['面额', money(v.face_value)], ['已核销', money(v.redeemed)], ['余额', money(v.remaining)],
+            ['发放时间', VC.dateTime(v.issued_at)],
+            ['未使用失效时间', v.redemptions.length ? '—（已使用，不会失效）' : VC.dateTime(v.lapses_at)], ['核销截止', VC.dateTime(v.expires_at)],
+            ['关闭时间', v.closed_at ? VC.dateTime(v.closed_at) : '—'],
+          ].map(([k, val]) => [h('dt', { text: k }), h('dd', { text: val })])),
+          h('h3', { text: '核销记录（' + v.redemptions.length + ' 笔，最新在前）' }),
+          redemptionTable(v.redemptions, { noVoucher: true, noFirm: true, empty: '这张消费券还没有核销记录。' })));
+        detail.scrollIntoView({ block: 'nearest' });
+      } catch (err) {
+        clear(detail);
+        say(msg, errorText(err), 'error');
+      }
+    };
+    csvBtn.addEventListener('click', () => exportCsv(csvBtn, msg, '/api/bureau/vouchers.csv?' + query(filter()), 'vouchers.csv'));
+    const form = h('form', { className: 'row-form', id: 'voucher-search', noValidate: true, on: { submit: (e) => { e.preventDefault(); search(); } } },
+      field('券码或统一社会信用代码', q, '热线查询：输入券码或企业代码（至少前 4 位）'), field('状态', status), field('年度', year),
+      h('button', { type: 'submit', className: 'primary', text: '查询' }), csvBtn);
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '消费券查询' })), msg,
+      card(null, form), card('查询结果', list), detail);
+    search();
+  }
+
+  function renderRedemptions(root) {
+    const msg = msgArea();
+    const month = h('input', { type: 'month', id: 'redemption-month', value: hashParams().get('month') || VC.thisMonth(), max: VC.thisMonth() });
+    const platform = h('select', { id: 'redemption-platform' }, h('option', { value: '', text: '全部平台' }));
+    const firm = h('input', { id: 'redemption-firm', autocomplete: 'off', className: 'mono', maxLength: 18, placeholder: '企业统一社会信用代码（可不填）' });
+    const status = h('select', { id: 'redemption-status' }, h('option', { value: '', text: '全部' }),
+      Object.entries(REDEMPTION_STATUS).map(([k, [t]]) => h('option', { value: k, text: t })));
+    const list = h('div', { id: 'redemption-results' });
+    const csvBtn = h('button', { type: 'button', className: 'ghost', id: 'redemption-csv', text: '导出 CSV（当前条件）' });
+    const pager = pagedList(list, msg, (rows) => redemptionTable(rows));
+    // The firm filter takes the USCC the caller reads out; the API takes the firm's id.
+    const filter = async () => {
+      const f = { month: month.value, platform_id: platform.value, status: status.value };
+      const uscc = firm.value.trim().toUpperCase();
+      if (uscc) {
+        const check = VC.checkUscc(uscc);
+        if (!check.ok) throw new Error('统一社会信用代码：' + check.message);
+        const found = await api.get('/api/bureau/vouchers?' + query({ q: uscc, limit: 1 }));
+        if (!found.length || found[0].firm_uscc !== uscc) throw new Error('这家企业没有领取过消费券，因此没有核销记录。');
+        f.firm_id = found[0].firm_id;
+      }
+      return f;
+    };
+    const run = async (fn) => {
+      say(msg, '');
+      try {
+        await fn(await filter());
+      } catch (err) {
+        say(msg, err instanceof VC.ApiError ? errorText(err) : err.message, 'error');
+      }
+    };
+    const search = () => run((f) => pager.first('/api/bureau/redemptions?' + query(Object.assign({ limit: PAGE_SIZE }, f))));
+    csvBtn.addEventListener('click', () => run((f) => exportCsv(csvBtn, msg, '/api/bureau/redemptions.csv?' + query(f), 'redemptions-' + (f.month || 'all') + '.csv')));
+    const form = h('form', { className: 'row-form', id: 'redemption-search', noValidate: true, on: { submit: (e) => { e.preventDefault(); search(); } } },
+      field('月份', month), field('平台', platform), field('企业', firm), field('状态', status),
+      h('button', { type: 'submit', className: 'primary', text: '查询' }), csvBtn);
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: '核销查询' })), msg, card(null, form), card('核销记录（最新在前）', list));
+    api.get('/api/bureau/platforms').then((ps) => {
+      for (const p of ps) platform.append(h('option', { value: p.id, text: p.name }));
+    }).catch((err) => say(msg, errorText(err), 'error'));
+    search();
+  }
+
+  // ---- Facts of the rules module's measures, as form fields ------------------------------------
+
+  // name → [label, type, unit or choices]; types: money, count, flag, rate, choice.
+  const FACTS = {
+    level: ['认定级别', 'choice', { national: '国家级', provincial: '省级', municipal: '市级' }],
+    higher_level_funding: ['上级资助金额', 'money', '元'],
+    total_investment: ['项目总投资', 'money', '元'],
+    government_funding_received: ['已获各级财政资助（不含本次）', 'money', '元'],
+    international_standards: ['主导制定的国际标准', 'count', '项'],
+    national_standards: ['主导制定的国家标准', 'count', '项'],
+    industry_standards: ['主导制定的行业标准', 'count', '项'],
+    actual_investment: ['项目实际投资', 'money', '元'],
+    annual_new_registrations: ['年新增标识注册量', 'count', '个'],
+    monthly_avg_resolutions: ['月均标识解析量', 'count', '次'],
+    superior_funding: ['上级资金支持', 'money', '元'],
+    annual_transaction_volume: ['平台年交易额', 'money', '元'],
+    customers: ['服务客户数', 'count', '家'],
+    platform_service_revenue: ['平台服务收入', 'money', '元'],
+    revenue: ['营业收入', 'money', '元'],
+    miit_certified: ['获工信部认定为双跨平台', 'flag'],
+    relocated_to_baoan: ['已迁入宝安区', 'flag'],
+    operates_cross_industry_in_baoan: ['在宝安区开展双跨平台业务', 'flag'],
+    annual_revenue: ['年营业收入', 'money', '元'],
+    has_simulated_line: ['建有模拟产线', 'flag'],
+    has_validation_capability: ['具备测试验证能力', 'flag'],
+    has_showcase: ['建有展示体验中心', 'flag'],
+    national_key_lab: ['依托国家重点实验室', 'flag'],
+    selected: ['已入选', 'flag'],
+    annual_fee: ['平台年服务费', 'money', '元'],
+    granted_this_year: ['本年度已获消费券', 'money', '元'],
+    registrations: ['标识注册量', 'count', '个'],
+    equipment_investment: ['年度设备投资', 'money', '元'],
+    subsidy_rate: ['评审确定的补贴比例', 'rate', '0.10–0.30'],
+    local_equipment_investment: ['其中购买本地设备', 'money', '元'],
+    lead_unit: ['为牵头单位', 'flag'],
+    accepted_level: ['验收级别', 'choice', { national: '国家级', provincial: '省级', none: '未通过验收' }],
+    guide_fund_investment: ['引导基金投资额', 'money', '元'],
+    equity_investment: ['获得的股权投资额', 'money', '元'],
+    facilitated_financing: ['促成的融资额', 'money', '元'],
+    recognized: ['已认定为实训基地', 'flag'],
+    approved_amount: ['核定金额', 'money', '元'],
+    passed_assessment: ['通过考核评估', 'flag'],
+    previously_awarded: ['曾获本项支持', 'flag'],
+  };
+
+  const FACT_HINT = {
+    money: '金额，最多两位小数',
+    count: '非负整数',
+    rate: '小数，如 0.20',
+    flag: '',
+    choice: '',
+  };
+
+  function factLabel(name) {
+    return FACTS[name] ? FACTS[name][0] : name;
+  }
+
+  // A form of `measure`'s facts: {node, read()}; read() returns the facts object or throws an
+  // Error with a Chinese sentence naming the field. `skip` lists facts not asked for.
+  function factsForm(measure, prefix, skip) {
+    const example = FACT_EXAMPLES[measure] || {};
+    const inputs = {};
+    const fields = [];
+    for (const name of Object.keys(example)) {
+      if (skip && skip.includes(name)) continue;
+      const [label, type, unit] = FACTS[name] || [name, typeof example[name] === 'boolean' ? 'flag' : 'money', ''];
+      const id = prefix + '-fact-' + name;
+      let input;
+      if (type === 'flag') {
+        input = h('input', { type: 'checkbox', id: id, checked: !!example[name], dataset: { fact: name } });
+        fields.push(h('label', { className: 'field check' }, input, h('span', { className: 'label', text: label })));
+      } else if (type === 'choice') {
+        input = h('select', { id: id, dataset: { fact: name } }, Object.entries(unit).map(([v, t]) => h('option', { value: v, text: t, selected: v === example[name] })));
+        fields.push(field(label, input));
+      } else {
+        input = h('input', { id: id, inputMode: type === 'count' ? 'numeric' : 'decimal', autocomplete: 'off', value: String(example[name]), dataset: { fact: name } });
+        fields.push(field(label + (unit ? '（' + unit + '）' : ''), input, FACT_HINT[type]));
+      }
+      inputs[name] = [input, type, label];
+    }
+    const read = () => {
+      const facts = {};
+      for (const [name, [input, type, label]] of Object.entries(inputs)) {
+        const raw = input.value === undefined ? '' : String(input.value).replace(/[,，\s¥￥]/g, '');
+        if (type === 'flag') facts[name] = input.checked;
+        else if (type === 'choice') facts[name] = input.value;
+        else if (type === 'count') {
+          if (!/^[0-9]{1,15}$/.test(raw)) { input.focus(); throw new Error('「' + label + '」应为非负整数。'); }
+          facts[name] = Number(raw);
+        } else if (type === 'rate') {
+          if (!/^0?\.[0-9]{1,4}$|^[01](\.[0-9]{1,4})?$/.test(raw)) { input.focus(); throw new Error('「' + label + '」应为小数，如 0.20。'); }
+          facts[name] = raw;
+        } else {
+          if (!VC.isMoney(raw)) { input.focus(); throw new Error('「' + label + '」应为金额，最多两位小数，如 1000000.00。'); }
+          facts[name] = fromFen(toFen(raw));
+        }
+      }
+      return facts;
+    };
+    return { node: h('div', { className: 'facts-form', id: prefix + '-facts' }, fields.length ? fields : h('p', { className: 'muted', text: '该条款无需填写事实数据。' })), read: read };
+  }
+
+  // The rules module's trace and error texts carry English glosses ("门槛 threshold：…"); the
+  // console shows the Chinese, with the facts by their Chinese names.
+  const TRACE_WORDS = [
+    [/ ?\((?:[a-z]|MEASURES)[^)]*\)/g, ''], // an English parenthetical after its Chinese
+    [/: derived\)/g, '，推定)'],
+    [/ \d+ per year/g, ''],
+    [/\brevised\b/g, '修订版'],
+    [/\bnational\b/g, '国家级'], [/\bprovincial\b/g, '省级'], [/\bmunicipal\b/g, '市级'],
+    [/\btrue\b/g, '是'], [/\bfalse\b/g, '否'],
+    [/\bmax\(/g, '取较大者('], [/\bcap_per_firm\b/g, '每户年度上限'],
+    [/(floored to the fen)/g, '取整到分'],
+  ];
+
+  function zhTrace(text) {
+    let t = String(text);
+    for (const [re, zh] of TRACE_WORDS) t = t.replace(re, zh);
+    // A lower-case English gloss right after Chinese ("门槛 threshold：", "符合 met") goes.
+    t = t.replace(/([\u3400-\u9fff）)]) ?[a-z][a-z ,'/-]*[a-z](?=[：:，,；;。（(）)→\s]|$)/g, '$1');
+    t = t.replace(/([\u3400-\u9fff]) ([A-Z][a-z]+(?: [a-z]+)*|[A-Z]{3,})(?=[：:，,；;（(）)\s]|$)/g, '$1');
+    // Fact names in Chinese.
+    t = t.replace(/\b([a-z]+(?:_[a-z0-9]+)+|revenue|customers|selected|recognized|level|registrations)\b/g, (m) => FACTS[m] ? '「' + FACTS[m][0] + '」' : m);
+    return t.replace(/\s{2,}/g, ' ').replace(/（\s*）/g, '');
+  }
+
+  // A rules error in Chinese: the fact named by its label, with what a valid value looks like.
+  function rulesErrorText(err, date) {
+    if (err.code === 'validation_failed' && err.field && FACTS[err.field]) {
+      const [label, type, unit] = FACTS[err.field];
+      const what = type === 'rate' ? '应为 ' + unit + ' 之间的小数' : type === 'count' ? '应为非负整数' : type === 'money' ? '应为金额' : '填写不正确';
+      return '事实「' + label + '」缺失或不正确：' + what + '。';
+    }
+    return errorText(err, {
+      not_found: '该条款不存在，或在 ' + date + ' 不生效（2021-03-11 之前没有生效的措施）。',
+      not_eligible: '不符合该条款的条件，不能登记奖励（见试算的计算过程）。',
+      quota_exhausted: '该条款本年度的名额已满，不能再登记。',
+    });
+  }
+
+  function renderAwards(root) {
+    const msg = msgArea();
+    const year = h('input', { type: 'number', id: 'award-year', min: 2021, max: 2100, className: 'narrow', value: VC.thisYear() });
+    const list = h('div', { id: 'award-list' });
+    const quotaBox = h('div', { id: 'award-quota' });
+    const result = h('div', { id: 'award-result' });
+    const measure = h('select', { id: 'award-measure' });
+    const date = h('input', { type: 'date', id: 'award-date', value: VC.today() });
+    const uscc = h('input', { id: 'award-uscc', className: 'mono', maxLength: 18, autocomplete: 'off', placeholder: '申请单位的 18 位代码' });
+    const usccHint = h('span', { className: 'hint' });
+    const factsBox = h('div');
+    const clauseNote = h('p', { className: 'muted small', id: 'award-clause' });
+    let measures = [];
+    let awards = [];
+    let facts = null;
+
+    uscc.addEventListener('input', () => {
+      uscc.value = uscc.value.toUpperCase().replace(/\s+/g, '');
+      const r = VC.checkUscc(uscc.value);
+      usccHint.textContent = r.message;
+      usccHint.className = 'hint ' + (r.ok ? 'good' : r.partial ? '' : 'bad');
+    });
+
+    const current = () => measures.find((m) => m.id === measure.value);
+    const showQuota = () => {
+      const m = current();
+      if (!m) { clear(quotaBox); return; }
+      const used = awards.filter((a) => a.measure === m.id && String(a.year) === String(new Date(date.value).getFullYear() || year.value)).length;
+      const quota = m.annual_quota;
+      clear(quotaBox).append(h('div', { className: 'quota-line' + (quota !== null && quota !== undefined && used >= quota ? ' full' : '') },
+        h('strong', { text: m.clause + ' ' + m.title }), '：本年度已登记 ',
+        h('strong', { id: 'award-used', text: String(used) }), ' 项',
+        quota === null || quota === undefined ? '（不限名额）' : '，名额 ' + quota + ' 项' + (used >= quota ? '，已满' : '，尚余 ' + (quota - used) + ' 项')));
+    };
+    const buildFacts = () => {
+      const m = current();
+      // The register supplies an association's earlier award itself.
+      facts = factsForm(measure.value, 'award', ['previously_awarded']);
+      clear(factsBox).append(facts.node);
+      clauseNote.textContent = m ? '条款 ' + m.clause + '「' + m.title + '」' : '';
+      showQuota();
+    };
+    const loadMeasures = async () => {
+      try {
+        measures = await api.get('/api/rules/measures?date=' + date.value);
+        const keep = measure.value;
+        VC.append(clear(measure), measures.map((m) => h('option', { value: m.id, text: m.clause + ' ' + m.title })));
+        if (measures.some((m) => m.id === keep)) measure.value = keep;
+        buildFacts();
+      } catch (err) {
+        clear(measure);
+        clear(factsBox);
+        say(msg, rulesErrorText(err, date.value), 'error');
+      }
+    };
+    const loadAwards = async () => {
+      clear(list).append(h('p', { className: 'muted loading', text: '正在加载…' }));
+      try {
+        awards = await api.get('/api/rules/awards?year=' + year.value);
+        const title = (id) => { const m = measures.find((x) => x.id === id); return m ? m.clause + ' ' + m.title : id; };
+        let total = 0;
+        for (const a of awards) total += toFen(a.award);
+        clear(list).append(table([
+          { label: '评估日期', cell: (a) => a.date },
+          { label: '条款', cell: (a) => title(a.measure) },
+          { label: '申请单位', cell: (a) => h('span', { className: 'mono', text: a.applicant_uscc }) },
+          { label: '奖励金额', cell: (a) => money(a.award), className: 'num' },
+          { label: '政策版本', cell: (a) => a.policy_version === 'revised' ? '修订版' : a.policy_version + ' 版' },
+          { label: '登记人', cell: (a) => a.recorded_by.replace(/^staff:/, '') },
+          { label: '登记时间', cell: (a) => VC.dateTime(a.recorded_at) },
+        ], awards, { empty: year.value + ' 年度还没有登记奖励。', rowProps: (a) => ({ dataset: { measure: a.measure, uscc: a.applicant_uscc } }) }),
+        h('p', { className: 'muted', id: 'award-total', text: '合计 ' + awards.length + ' 项，' + money(fromFen(total)) }));
+        showQuota();
+      } catch (err) {
+        clear(list);
+        say(msg, errorText(err), 'error');
+      }
+    };
+
+    const submit = async (record, button) => {
+      say(msg, '');
+      let f;
+      try { f = facts.read(); } catch (e) { say(msg, e.message, 'error'); return; }
+      const body = { measure: measure.value, date: date.value, facts: f };
+      if (record) {
+        const r = VC.checkUscc(uscc.value);
+        if (!r.ok) { say(msg, '申请单位统一社会信用代码：' + r.message, 'error'); uscc.focus(); return; }
+        body.applicant_uscc = uscc.value;
+        const m = current();
+        if (!await confirmDialog('登记奖励：' + (m ? m.clause + ' ' + m.title : measure.value) + '，申请单位 ' + uscc.value + '。金额按政策计算，登记后计入本年度名额并写入审计日志。确定登记吗？', '登记')) return;
+      }
+      try {
+        const r = await busy(button, record ? '登记中…' : '计算中…', () => api.post(record ? '/api/rules/awards' : '/api/rules/evaluate', body));
+        // A recorded award was eligible (the register refuses the others).
+        clear(result).append(evaluationView(record ? Object.assign({ eligible: true }, r) : r));
+        if (record) {
+          say(msg, '已登记：' + uscc.value + ' 获 ' + money(r.award) + '。', 'success');
+          await loadAwards();
+        }
+      } catch (err) {
+        clear(result);
+        say(msg, rulesErrorText(err, date.value), 'error');
+      }
+    };
+
+    const evalBtn = h('button', { type: 'button', className: 'ghost', id: 'award-evaluate', text: '试算' });
+    const recordBtn = h('button', { type: 'submit', className: 'primary', id: 'award-record', text: '登记奖励', disabled: !can('recordAwards') });
+    evalBtn.addEventListener('click', () => submit(false, evalBtn));
+    const form = h('form', { className: 'rules-form', id: 'award-form', noValidate: true, on: { submit: (e) => { e.preventDefault(); submit(true, recordBtn); } } },
+      h('div', { className: 'row-form' }, field('政策条款', measure), field('评估日期（决定政策版本和名额年度）', date),
+        h('label', { className: 'field' }, h('span', { className: 'label', text: '申请单位统一社会信用代码' }), uscc, usccHint)),
+      clauseNote, quotaBox, factsBox,
+      h('div', { className: 'row-form' }, evalBtn, recordBtn));
+    measure.addEventListener('change', buildFacts);
+    date.addEventListener('change', loadMeasures);
+    const csvBtn = h('button', { type: 'button', className: 'ghost', id: 'award-csv', text: '导出 CSV' });
+    csvBtn.addEventListener('click', () => exportCsv(csvBtn, msg, '/api/rules/awards.csv?year=' + year.value, 'awards-' + year.value + '.csv'));
+    VC.append(root, [h('div', { className: 'page-head' }, h('h1', { text: '奖励登记' })), msg,
+      can('recordAwards') ? null : roleNote('只有审核员可以登记奖励；您可以试算、查看和导出。'),
+      card('登记一项奖励', form), result,
+      card('年度奖励台账', h('form', { className: 'inline', on: { submit: (e) => { e.preventDefault(); loadAwards(); } } },
+        field('年度', year), h('button', { type: 'submit', className: 'ghost', text: '查看' }), csvBtn), list)]);
+    loadMeasures().then(loadAwards);
+  }
+
+  // ---- A new API key, shown once in its own dialog -----------------------------------------------
+
+  function showKeyOnce(title, platformName, key) {
+    let copyBtn;
+    const dialog = h('dialog', { className: 'dialog key-dialog', id: 'key-dialog' },
+      h('h3', { text: '⚠ ' + title + ' — 只显示这一次' }),
+      h('p', { text: '这是平台「' + platformName + '」的 API 密钥。系统只保存其摘要，关闭后无法再次查看，请立即复制并通过安全渠道交给平台。' }),
+      h('div', { className: 'key-row' },
+        h('code', { className: 'key-value', id: 'new-api-key', text: key }),
+        copyBtn = h('button', { type: 'button', className: 'primary small', id: 'copy-key', text: '复制密钥' })),
+      h('div', { className: 'actions' },
+        h('button', { type: 'button', className: 'ghost', id: 'key-done', text: '我已妥善保存，关闭', on: { click: () => dialog.close() } })));
+    copyBtn.addEventListener('click', async () => {
+      copyBtn.textContent = (await VC.copyText(key)) ? '已复制 ✓' : '请手动选中复制';
+    });
+    // Closed (button or Esc) is closed for good: the node and the key go.
+    dialog.addEventListener('close', () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+  }
+
+  // An invariant's detail in Chinese ("7 vouchers touched checked; all hold").
+  const INVARIANT_WHAT = {
+    'program years': '个项目年度',
+    'firm-years': '条企业年度记录',
+    'vouchers touched': '张当日有变动的消费券',
+    'redemptions of the day': '笔当日核销',
+    'redemptions and reversals of the day': '笔当日核销和撤销',
+    'program years with movements that day': '个当日有资金变动的项目年度',
+  };
+
+  function invariantDetail(detail) {
+    let m = String(detail).match(/^(\d+) (.+) checked; all hold$/);
+    if (m) return '已检查 ' + m[1] + ' ' + (INVARIANT_WHAT[m[2]] || m[2]) + '，全部成立。';
+    m = String(detail).match(/^(\d+) of (\d+) (.+?) broken: (.*)$/);
+    if (m) return '已检查 ' + m[2] + ' ' + (INVARIANT_WHAT[m[3]] || m[3]) + '，其中 ' + m[1] + ' 项不成立：' + m[4];
+    return detail;
   }
 
   // ---- Start ---------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ mkdirSync(SCREENSHOT_DIR, { recursive: true });
 
 const PHONE = { width: 375, height: 812 };
 const DESKTOP = { width: 1366, height: 900 };
+const WIDE = { width: 1440, height: 900 };
 
 // ---- USCC with both check digits (GB 32100-2015, GB 11714-1997) ----------------------------
 
@@ -87,6 +88,18 @@ function assert(cond, message) {
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+// The page at 375 px and at 1440 px (`name-375.png`, `name-1440.png`), back to its own size after.
+async function shots(page, name) {
+  const size = page.viewportSize();
+  for (const s of [PHONE, WIDE]) {
+    await page.setViewportSize(s);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(150);
+    await shot(page, `${name}-${s.width}`);
+  }
+  await page.setViewportSize(size);
 }
 
 // A new tab of `size`; page errors and CSP violations are collected to fail the test.
@@ -225,9 +238,28 @@ test('the admin logs into the console and registers a platform; its API key is s
   await key.waitFor({ state: 'visible' });
   shared.apiKey = await text(key);
   assert(shared.apiKey.length >= 20, `API key looks too short: "${shared.apiKey}"`);
-  await expectText(page.locator('.key-once h3'), '只显示这一次', 'the key box says it is shown once');
+  await expectText(page.locator('#key-dialog h3'), '只显示这一次', 'the key dialog says it is shown once');
+  await shots(page, '01-console-platform-key-admin');
+  await page.click('#key-done');
+  // Closed for good: the key is nowhere on the page any more.
+  await page.locator('#key-dialog').waitFor({ state: 'detached' });
+  assert(await page.locator('#new-api-key').count() === 0, 'the key is still on the page after closing');
   await expectText(page.locator('table.grid tbody tr'), shared.platformName, 'platform listed');
   await shot(page, '01-console-platform-key');
+
+  // Next year's parameters, prepared ahead: created with the policy's defaults, then changed.
+  await page.click('.sidebar a[data-page=program]');
+  const next = Number(shanghaiMonth().slice(0, 4)) + 1;
+  await page.click('#prepare-year');
+  await expectText(page.locator('#confirm-text'), String(next), 'the confirmation names next year');
+  await page.click('#confirm-yes');
+  const box = page.locator(`#program-${next}`);
+  await expectText(box, '¥50,000.00', 'next year created with the default cap');
+  await page.fill(`#edit-quota-${next}`, '2500');
+  await box.locator('button[type=submit]').click();
+  await page.click('#confirm-yes');
+  await expectText(box, '2,500 家', 'next year\'s quota changed');
+  await shots(page, '01-console-program-admin');
   noProblems(page);
 });
 
@@ -248,7 +280,7 @@ test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00
 
   // The inline check: lower case is upper-cased, a wrong check digit is named.
   await page.fill('#reg-uscc', spoil(uscc).toLowerCase());
-  await expectText(page.locator('#reg-uscc-hint'), '校验码（第 18 位）不对', 'inline USCC check');
+  await expectText(page.locator('#reg-uscc-hint'), '这个代码有误', 'inline USCC check');
   assert((await page.inputValue('#reg-uscc')) === spoil(uscc), 'USCC was not upper-cased');
   await shot(page, '02-portal-uscc-check-375');
 
@@ -436,6 +468,9 @@ test('the reviewer closes the month; the new colleague approves; a second financ
   await page.click('.sidebar a[data-page=statements]');
   assert((await page.inputValue('#statement-month')) === month, `month field is not ${month}`);
   await page.click('#close-month');
+  // The month has not ended: the console says so and asks first.
+  await expectText(page.locator('#confirm-text'), '还没有结束', 'warning before closing the current month');
+  await page.click('#confirm-yes');
   const rowOf = (p) => p.locator('#statement-list tr[data-statement-id]', { hasText: shared.platformName });
   let row = rowOf(page);
   await expectText(row, '草稿', 'closed statement is a draft');
@@ -450,6 +485,10 @@ test('the reviewer closes the month; the new colleague approves; a second financ
   row = rowOf(approver);
   await expectText(row, '草稿', 'statement seen by the new colleague');
   await row.locator('button.approve').click();
+  await expectText(approver.locator('#confirm-text'), '¥3,000.00', 'the approval confirmation names the amount');
+  await expectText(approver.locator('#confirm-text'), month, 'the approval confirmation names the month');
+  await expectText(approver.locator('#confirm-text'), '还没有结束', 'the approval warns the month has not ended');
+  await shot(approver, '05-console-approve-confirm');
   await approver.click('#confirm-yes');
   await expectText(row, '已审核', 'approved statement');
   await expectText(row, '付款须由另一位财务同事登记', 'the approver is told someone else pays');
@@ -464,6 +503,9 @@ test('the reviewer closes the month; the new colleague approves; a second financ
   const reference = `TRSY-${month.replace('-', '')}-${randomInt(1000, 9999)}`;
   await row.locator('input.ref-input').fill(reference);
   await row.locator('button.pay').click();
+  await expectText(page.locator('#confirm-text'), '¥3,000.00', 'the payment confirmation names the amount');
+  await shots(page, '05-console-pay-confirm-finance');
+  await page.click('#confirm-yes');
   await expectText(row, '已付款', 'paid statement');
   await expectText(row.locator('.total'), '¥3,000.00', 'paid total');
   await expectText(row, reference, 'payment reference');
@@ -497,10 +539,190 @@ test('the reviewer closes the month; the new colleague approves; a second financ
   await page.click('.sidebar a[data-page=rules]');
   await page.locator('#rules-measure option[value=cloud_voucher]').waitFor({ state: 'attached' });
   await page.selectOption('#rules-measure', 'cloud_voucher');
+  await page.fill('#rules-fact-annual_fee', '50000.00');
   await page.click('#evaluate');
   await expectText(page.locator('#eval-award'), '¥15,000.00', 'evaluated award');
   assert(await page.locator('table.trace tbody tr').count() > 2, 'no trace shown');
   await shot(page, '05-console-rules');
+  noProblems(page);
+});
+
+
+// ---- 5b. The firm's and the bureau's daily work -----------------------------------------------
+
+// A redemption through the platform's API; resolves with its body.
+async function redeem(voucher, invoice, bill) {
+  const res = await fetch(`${BASE_URL}/v1/redemptions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${shared.apiKey}`, 'Idempotency-Key': randomUUID(), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ voucher: voucher, invoice_no: invoice, bill_amount: bill }),
+  });
+  const body = await res.json();
+  assert(res.status === 201, `redemption answered ${res.status}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+test('the firm sees its voucher\'s redemptions, newest first, with a reversal', async () => {
+  assert(shared.portal && shared.voucherCode && shared.apiKey, 'no voucher (tests 1–3 failed)');
+  const voided = `INV-VOID-${randomInt(100000, 999999)}`;
+  const r = await redeem(shared.voucherCode, voided, '2000.00');
+  const res = await fetch(`${BASE_URL}/v1/redemptions/${r.id}/reversal`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${shared.apiKey}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ reason: '发票作废' }),
+  });
+  assert(res.status === 200, `reversal answered ${res.status}`);
+  shared.voided = voided;
+
+  const page = shared.portal;
+  await page.goto(`${BASE_URL}/#/home`);
+  await page.locator(`a.voucher-item[data-code="${shared.voucherCode}"]`).click();
+  const list = page.locator('#redemption-list');
+  await list.waitFor({ state: 'visible' });
+  const items = list.locator('li');
+  assert(await items.count() === 2, `expected 2 redemptions, saw ${await items.count()}`);
+  await expectText(items.nth(0), voided, 'the newest redemption first');
+  await expectText(items.nth(0), '已撤销', 'the reversal shown');
+  await expectText(items.nth(1), shared.invoice, 'the first redemption with its invoice');
+  await expectText(items.nth(1), '¥10,000.00', 'its bill');
+  await expectText(items.nth(1), '¥3,000.00', 'its discount');
+  await expectText(page.locator('#voucher-remaining'), '¥12,000.00', 'the reversal gave the discount back');
+  await noHorizontalOverflow(page);
+  await shots(page, '07-portal-voucher-redemptions');
+
+  // The QR full screen, with "save image".
+  await page.click('#qr-fullscreen');
+  await page.waitForFunction(() => {
+    const img = document.getElementById('qr-full-img');
+    return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+  });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#qr-save')]);
+  assert(download.suggestedFilename().endsWith('.png'), `saved as ${download.suggestedFilename()}`);
+  await shots(page, '07-portal-qr-fullscreen');
+  await page.click('#qr-close');
+  assert(await page.locator('#qr-full').isHidden(), 'the full-screen QR did not close');
+  noProblems(page);
+});
+
+test('a cancelled voucher shows no QR and no copy button, below the usable one', async () => {
+  assert(shared.portal && shared.platformName, 'no firm (test 2 failed)');
+  const page = shared.portal;
+  await page.goto(`${BASE_URL}/#/home`);
+  await page.locator('#claim-platform option', { hasText: shared.platformName }).waitFor({ state: 'attached' });
+  await page.selectOption('#claim-platform', { label: shared.platformName });
+  await page.fill('#claim-fee', '10000.00');
+  await page.click('#quote-button');
+  await expectText(page.locator('#quote-face'), '¥3,000.00', 'quoted face value of the second voucher');
+  await expectText(page.locator('#quote-expiry'), '12-31', 'the quote says when the voucher expires');
+  await shots(page, '08-portal-quote');
+  await page.click('#claim-button');
+  await page.locator('#cancel-voucher').waitFor({ state: 'visible' });
+  const code = await text(page.locator('#voucher-code'));
+  await page.click('#cancel-voucher');
+  await page.click('#confirm-yes');
+  await page.locator('#voucher-closed').waitFor({ state: 'visible' });
+  await expectText(page.locator('#voucher-closed'), '已取消', 'the voucher says it is cancelled');
+  assert(await page.locator('#qr-img').count() === 0, 'a cancelled voucher still shows its QR');
+  assert(await page.locator('#copy-code, #qr-fullscreen').count() === 0, 'a cancelled voucher still offers copy or full screen');
+  await noHorizontalOverflow(page);
+  await shots(page, '08-portal-cancelled');
+
+  await page.click('a.back');
+  const items = page.locator('#voucher-list a.voucher-item');
+  await items.first().waitFor({ state: 'visible' });
+  assert(await items.nth(0).getAttribute('data-code') === shared.voucherCode, 'the usable voucher is not first');
+  assert(await items.nth(1).getAttribute('data-code') === code, 'the cancelled voucher is not below it');
+  await expectText(page.locator('#voucher-list .list-sub'), '已不能使用', 'the heading above the closed ones');
+  await shots(page, '08-portal-home');
+  noProblems(page);
+});
+
+test('a reviewer finds the voucher by its code and sees its redemptions; the redemption look-up filters and exports', async () => {
+  assert(shared.voucherCode && shared.voided, 'no redemptions (earlier tests failed)');
+  const page = await newPage(WIDE);
+  await consoleLogin(page, REVIEWER, '审核员');
+  shared.reviewerPage = page;
+  await page.click('.sidebar a[data-page=vouchers]');
+  await page.fill('#voucher-q', shared.voucherCode.toLowerCase());
+  await page.click('#voucher-search button[type=submit]');
+  const detail = page.locator('#voucher-detail');
+  await expectText(detail, shared.invoice, 'the redemption in the voucher\'s detail');
+  await expectText(detail, shared.voided, 'the reversed one too');
+  await expectText(detail, '已撤销', 'marked reversed');
+  await expectText(page.locator('#voucher-results'), shared.voucherCode, 'the voucher listed');
+  await shots(page, '09-console-vouchers-reviewer');
+
+  await page.click('.sidebar a[data-page=redemptions]');
+  await page.selectOption('#redemption-status', 'reversed');
+  await page.click('#redemption-search button[type=submit]');
+  await expectText(page.locator('#redemption-results'), shared.voided, 'the reversed redemption found');
+  assert(await page.locator('#redemption-results tr', { hasText: shared.invoice }).count() === 0, 'the active one is filtered out');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#redemption-csv')]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert(csv.charCodeAt(0) === 0xfeff, 'the CSV has no byte-order mark');
+  assert(csv.includes('\t' + shared.voided), 'the invoice is not written as text in the CSV');
+  await shots(page, '09-console-redemptions-reviewer');
+  noProblems(page);
+});
+
+test('the award form records an award and counts it against the quota; the calculator evaluates a measure from the form', async () => {
+  const page = shared.reviewerPage;
+  assert(page, 'no reviewer (previous test failed)');
+  await page.click('.sidebar a[data-page=awards]');
+  await page.locator('#award-measure option[value=application_benchmark]').waitFor({ state: 'attached' });
+  await page.selectOption('#award-measure', 'application_benchmark');
+  await expectText(page.locator('#award-quota'), '已登记', 'the quota used shown');
+  const applicant = makeUscc('91440306');
+  await page.fill('#award-uscc', applicant);
+  await page.check('#award-fact-selected');
+  await page.click('#award-record');
+  await expectText(page.locator('#confirm-text'), applicant, 'the confirmation names the applicant');
+  await page.click('#confirm-yes');
+  await expectText(page.locator('#award-list'), applicant, 'the award in the year\'s list');
+  await expectText(page.locator('#award-list'), '¥1,000,000.00', 'its amount');
+  await expectText(page.locator('#award-used'), '1', 'one award of the quota used');
+  await shots(page, '10-console-awards-reviewer');
+
+  await page.click('.sidebar a[data-page=rules]');
+  await page.locator('#rules-measure option[value=standard_setting]').waitFor({ state: 'attached' });
+  await page.selectOption('#rules-measure', 'standard_setting');
+  await page.fill('#rules-fact-international_standards', '0');
+  await page.fill('#rules-fact-national_standards', '2');
+  await page.fill('#rules-fact-industry_standards', '0');
+  await page.click('#evaluate');
+  await expectText(page.locator('#eval-award'), '¥1,000,000.00', 'two national standards at 500,000.00 each');
+  const trace = await text(page.locator('table.trace'));
+  assert(!/threshold|condition|compute|award|fixed amount|\bmet\b|_standards/.test(trace), `English in the trace: ${trace}`);
+  // A wrong fact is named in Chinese.
+  await page.fill('#rules-fact-national_standards', '1.5');
+  await page.click('#evaluate');
+  await expectText(page.locator('.page-msg'), '国家标准', 'the wrong fact named in Chinese');
+  await shots(page, '10-console-rules-reviewer');
+  noProblems(page);
+});
+
+test('the finance officer sees both program years, the keys with their dates, and exports the month summary', async () => {
+  const page = shared.financePage;
+  assert(page, 'no finance page (test 5 failed)');
+  await page.click('.sidebar a[data-page=program]');
+  const year = Number(shanghaiMonth().slice(0, 4));
+  await page.locator(`#program-${year}`).waitFor({ state: 'visible' });
+  await page.locator(`#program-${year + 1}`).waitFor({ state: 'visible' });
+  await expectText(page.locator(`#program-${year + 1}`), String(year + 1), 'next year shown');
+  await shots(page, '11-console-program-finance');
+
+  await page.click('.sidebar a[data-page=statements]');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#summary-xlsx')]);
+  assert(download.suggestedFilename().endsWith('summary.xlsx'), `summary named ${download.suggestedFilename()}`);
+  await shots(page, '11-console-statements-finance');
+
+  await page.click('.sidebar a[data-page=platforms]');
+  await expectText(page.locator('table.keys thead'), '最近使用', 'keys listed with their last use');
+  await expectText(page.locator('table.keys tbody'), '有效', 'and their state');
+  await shots(page, '11-console-platforms-finance');
+  await page.click('.sidebar a[data-page=vouchers]');
+  await page.locator('#voucher-results table').waitFor({ state: 'visible' });
+  await shots(page, '11-console-vouchers-finance');
   noProblems(page);
 });
 
@@ -518,6 +740,11 @@ test('logging out ends the session on the server: the old token gets 401 in the 
   await portal.locator('#view-login').waitFor({ state: 'visible' });
   const firmAfter = await statusWith(firmToken, '/api/portal/me');
   assert(firmAfter === 401, `the logged-out firm token answered ${firmAfter}`);
+  // Nothing of the previous firm is left in the page.
+  assert(await portal.inputValue('#claim-fee') === '', 'the fee stays in the form after logout');
+  assert((await portal.locator('#me-card, #voucher-list, #voucher-detail').allTextContents()).join('') === '', 'the firm\'s data stays in the page after logout');
+  await expectText(portal.locator('#intro-cap'), '¥50,000.00', 'the cap from the API on the login page');
+  await shots(portal, '06-portal-logged-out');
 
   const console_ = shared.financePage;
   const staffToken = await tokenOf(console_, 'voucher.console.token');

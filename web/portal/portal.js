@@ -9,6 +9,7 @@
 
   const api = VC.createClient('voucher.portal.token', () => {
     api.clear();
+    forgetFirm();
     notice('登录已过期，请重新登录。', 'error');
     go('#/login');
   });
@@ -33,7 +34,15 @@
     unauthorized: '统一社会信用代码或密码不正确，请重新输入。',
   };
 
-  const state = { me: null, platforms: [], vouchers: [], quote: null, qrUrl: null };
+  const state = { me: null, platforms: [], vouchers: [], quote: null, qrUrl: null, program: null, voucher: null };
+
+  // A voucher that can still be shown at the till; the others are listed below it, as such.
+  const usable = (v) => v.status === 'active';
+
+  // The year's rate as a percentage ("0.30" → "30%").
+  function ratePercent(rate) {
+    return rate ? String(Math.round(Number(rate) * 10000) / 100) + '%' : '—';
+  }
 
   // ---- Small helpers -------------------------------------------------------------------------
 
@@ -99,6 +108,56 @@
     return h('span', { className: 'badge ' + kind, text: label });
   }
 
+  // A loading line in `container` (emptied first).
+  function loading(container, text) {
+    clear(container).append(h('p', { className: 'loading', attrs: { role: 'status' }, text: text || '正在加载…' }));
+  }
+
+  // The Chinese sentence for `err` in `container`, with a retry button when `retry` is given.
+  function loadError(container, err, retry) {
+    clear(container).append(h('div', { className: 'load-error', attrs: { role: 'alert' } },
+      h('p', { text: '加载失败：' + VC.errorText(err) }),
+      retry ? h('button', { type: 'button', className: 'ghost small', text: '重试', on: { click: retry } }) : null));
+  }
+
+  // This year's rate, cap and quota, as the bureau set them (anonymous).
+  async function loadProgram() {
+    const intro = $('intro-program');
+    try {
+      const p = await api.get('/api/portal/program', { auth: false });
+      state.program = p;
+      clear(intro).append('宝安区对上云上平台的制造业企业，按平台或工业软件当年度收取费用的 ',
+        h('strong', { id: 'intro-rate', text: ratePercent(p.rate) }), ' 发放消费券，每家企业每年最高 ',
+        h('strong', { id: 'intro-cap', text: money(p.cap_per_firm) }), '，' + p.year + ' 年度全区支持不超过 ',
+        h('strong', { id: 'intro-quota', text: VC.integer(p.firm_quota) + ' 家' }), '企业',
+        p.quota_remaining > 0
+          ? '（尚余 ' + VC.integer(p.quota_remaining) + ' 个名额）。'
+          : h('span', { className: 'quota-full', text: '（本年度名额已满）。' }));
+      $('claim-rule').textContent = '消费券面额 = 服务费 × ' + ratePercent(p.rate) + '，且不超过贵企业本年度剩余额度。';
+    } catch (err) {
+      clear(intro).append(h('span', { className: 'load-error', text: '本年度参数读取失败：' + VC.errorText(err) }),
+        h('button', { type: 'button', className: 'ghost small', text: '重试', on: { click: loadProgram } }));
+    }
+    return state.program;
+  }
+
+  // Everything the previous firm typed or was shown, gone (logout, session ended).
+  function forgetFirm() {
+    for (const form of document.querySelectorAll('form')) form.reset();
+    for (const f of document.querySelectorAll('.form-error')) { f.textContent = ''; f.hidden = true; }
+    state.me = null;
+    state.vouchers = [];
+    state.voucher = null;
+    resetQuote();
+    clear($('me-card'));
+    clear($('voucher-list'));
+    clear($('voucher-detail'));
+    clear($('claim-platform'));
+    closeFullQr();
+    if (state.qrUrl) URL.revokeObjectURL(state.qrUrl);
+    state.qrUrl = null;
+  }
+
   function dlRow(term, value, opts) {
     return [h('dt', { text: term }), h('dd', Object.assign({ text: value }, opts || {}))];
   }
@@ -109,6 +168,7 @@
     const hash = location.hash;
     if (!api.token()) {
       showView(hash === '#/register' ? 'register' : hash === '#/forgot' ? 'forgot' : 'login');
+      loadProgram();
       return;
     }
     const m = hash.match(/^#\/voucher\/([0-9a-fA-F-]{36})$/);
@@ -163,8 +223,7 @@
     $('logout').addEventListener('click', async () => {
       // The session ends on the server: the token stops working everywhere at once.
       await api.logout('/api/portal/sessions/current');
-      state.me = null;
-      state.quote = null;
+      forgetFirm();
       notice('您已退出登录。', 'info');
       go('#/login');
     });
@@ -322,20 +381,29 @@
   async function showHome() {
     showView('home');
     resetQuote();
+    loading($('me-card'));
+    loading($('voucher-list'), '正在加载消费券…');
+    const form = $('claim-form');
+    for (const el of form.elements) el.disabled = true;
     try {
-      const [me, platforms, vouchers] = await Promise.all([
+      const [me, platforms, vouchers, program] = await Promise.all([
         api.get('/api/portal/me'),
         api.get('/api/portal/platforms'),
         api.get('/api/portal/vouchers'),
+        loadProgram(),
       ]);
       state.me = me;
       state.platforms = platforms;
       state.vouchers = vouchers;
+      state.program = program;
       renderMe();
       renderClaim();
       renderVouchers();
     } catch (err) {
-      if (err.code !== 'unauthorized') notice(VC.errorText(err), 'error');
+      if (err.code === 'unauthorized') return;
+      loadError($('me-card'), err, showHome);
+      clear($('voucher-list'));
+      formError(form, '页面数据没有加载成功，暂时不能申领。', true);
     }
   }
 
@@ -347,9 +415,14 @@
       h('div', { className: 'firm-head' },
         h('h2', { text: me.name }),
         h('div', { className: 'firm-meta', text: me.uscc + ' · ' + me.industry_code + ' · ' + me.district })),
-      me.eligible
-        ? h('p', { className: 'eligibility ok', id: 'eligibility', text: '✓ 符合申领条件' })
-        : h('p', { className: 'eligibility bad', id: 'eligibility' },
+      me.eligible && !me.admitted && me.quota_remaining <= 0
+        ? h('p', { className: 'eligibility warn', id: 'eligibility' }, '符合申领条件，但本年度名额已满',
+          h('span', { className: 'small', text: '名额释放后（有企业取消或逾期未使用）可再申领。' }))
+        : me.eligible && toFen(me.cap_remaining) <= 0
+          ? h('p', { className: 'eligibility warn', id: 'eligibility', text: '本年度补贴额度已用完' })
+          : me.eligible
+            ? h('p', { className: 'eligibility ok', id: 'eligibility', text: '✓ 符合申领条件' })
+            : h('p', { className: 'eligibility bad', id: 'eligibility' },
           '✗ 暂不符合申领条件',
           h('span', { className: 'small', text: '仅限注册在宝安区、行业代码为 C13–C43 的制造业企业。' })),
       h('div', { className: 'standing' + (me.eligible ? '' : ' dim') },
@@ -362,7 +435,9 @@
         dlRow('已使用', money(me.redeemed)),
         dlRow('本年度名额', me.admitted
           ? '贵企业已入选（已占用名额）'
-          : '全区剩余 ' + VC.integer(me.quota_remaining) + ' 个名额')));
+          : me.quota_remaining > 0
+            ? '全区剩余 ' + VC.integer(me.quota_remaining) + ' 个名额' + (state.program ? '（共 ' + VC.integer(state.program.firm_quota) + ' 个）' : '')
+            : '全区名额已满', { id: 'quota-remaining', className: !me.admitted && me.quota_remaining <= 0 ? 'quota-full' : '' })));
   }
 
   function renderClaim() {
@@ -391,15 +466,21 @@
         : '还没有消费券。' }));
       return;
     }
-    for (const v of state.vouchers) {
+    // Usable ones first; cancelled, lapsed, expired and used-up ones below, under their heading.
+    const live = state.vouchers.filter(usable);
+    const closed = state.vouchers.filter((v) => !usable(v));
+    for (const v of live.concat(closed)) {
+      if (v === closed[0]) list.append(h('li', { className: 'list-sub', text: '已不能使用的消费券' }));
       list.append(h('li', null,
-        h('a', { className: 'voucher-item' + (v.status === 'active' ? '' : ' inactive'), href: '#/voucher/' + v.id, dataset: { code: v.code } },
+        h('a', { className: 'voucher-item' + (usable(v) ? '' : ' inactive'), href: '#/voucher/' + v.id, dataset: { code: v.code, status: v.status } },
           h('div', { className: 'vi-top' },
             h('span', { className: 'code', text: v.code }),
             statusBadge(v.status)),
           h('div', { className: 'vi-platform', text: v.platform_name }),
           h('div', { className: 'vi-amounts' },
-            h('span', null, '余额 ', h('strong', { text: money(v.remaining) })),
+            usable(v)
+              ? h('span', null, '余额 ', h('strong', { text: money(v.remaining) }))
+              : h('span', null, '已使用 ', h('strong', { text: money(v.redeemed) })),
             h('span', { className: 'muted', text: '面额 ' + money(v.face_value) })),
           h('div', { className: 'vi-expiry muted', text: '有效期至 ' + VC.dateTime(v.expires_at) }))));
     }
@@ -479,7 +560,8 @@
     const platform = state.platforms.find((p) => p.id === body.platform_id);
     $('quote-face').textContent = money(result.face_value);
     const after = fromFen(toFen(result.cap_remaining) - toFen(result.face_value));
-    const full = Math.floor(toFen(body.annual_fee) * 30 / 100);
+    const rate = state.program ? Number(state.program.rate) : 0.3;
+    const full = Math.floor(toFen(body.annual_fee) * Math.round(rate * 10000) / 10000);
     const facts = clear($('quote-facts'));
     VC.append(facts, [
       dlRow('平台', platform ? platform.name : ''),
@@ -488,9 +570,16 @@
       dlRow('申领后剩余额度', money(after)),
       dlRow('本年度名额', state.me && state.me.admitted
         ? '已入选，本次不再占用名额'
-        : '全区剩余 ' + VC.integer(result.quota_remaining) + ' 个，本次将占用 1 个')]);
+        : '全区剩余 ' + VC.integer(result.quota_remaining) + ' 个，本次将占用 1 个'),
+      dlRow('有效期至', VC.dateTime(result.expires_at) + '（北京时间）', { id: 'quote-expiry' }),
+      dlRow('首次使用截止', VC.dateTime(result.lapses_at) + ' 前须至少使用一次，否则自动失效')]);
+    const daysLeft = Math.ceil((new Date(result.expires_at) - Date.now()) / 86400000);
+    if (daysLeft <= 31) {
+      facts.append(h('p', { className: 'hint warn', id: 'quote-expiry-warn', text: '请注意：本年度消费券统一在 ' + VC.dateOnly(result.expires_at) +
+        ' 到期，现在申领只剩约 ' + Math.max(daysLeft, 0) + ' 天可用，到期未用完的余额作废。' }));
+    }
     if (toFen(result.face_value) < full) {
-      facts.append(h('p', { className: 'hint warn', text: '服务费的 30% 超出了剩余额度，面额已按剩余额度封顶。' }));
+      facts.append(h('p', { className: 'hint warn', text: '服务费的 ' + ratePercent(state.program && state.program.rate) + ' 超出了剩余额度，面额已按剩余额度封顶。' }));
     }
     $('claim-platform').disabled = true;
     $('claim-fee').readOnly = true;
@@ -503,39 +592,56 @@
 
   async function showVoucher(id) {
     showView('voucher');
-    const box = clear($('voucher-detail'));
-    box.append(h('p', { className: 'muted', text: '正在加载…' }));
+    const box = $('voucher-detail');
+    loading(box);
     let v;
     try {
       v = await api.get('/api/portal/vouchers/' + id);
     } catch (err) {
-      clear(box).append(h('p', { className: 'form-error', text: VC.errorText(err) }));
+      if (err.code !== 'unauthorized') loadError(box, err, () => showVoucher(id));
       return;
     }
     renderVoucher(v);
   }
 
+  // Why a voucher can no longer be used, in a sentence.
+  const CLOSED_REASON = {
+    exhausted: '余额已经全部用完。',
+    cancelled: '贵企业已取消这张消费券，面额已退回本年度额度。',
+    lapsed: '领取后在规定天数内一次都没有使用，已自动失效，面额已退回本年度额度。',
+    expired: '已过本年度核销截止时间，剩余余额作废。',
+  };
+
   function renderVoucher(v) {
+    state.voucher = v;
     const box = clear($('voucher-detail'));
-    const live = v.status === 'active';
+    const live = usable(v);
     const unused = toFen(v.redeemed) === 0;
     const lapsable = live && unused && new Date(v.lapses_at) < new Date(v.expires_at);
-    const img = h('img', { id: 'qr-img', className: 'qr' + (live ? '' : ' dim'), alt: '消费券二维码 ' + v.code, width: 280, height: 280 });
-    const qrWrap = h('div', { className: 'qr-wrap' }, img,
-      live ? null : h('div', { className: 'qr-stamp', text: (STATUS[v.status] || [v.status])[0] }));
+    const label = (STATUS[v.status] || [v.status])[0];
+    // A voucher that cannot be used shows no QR code, no code to copy: nothing to present.
+    const img = live ? h('img', { id: 'qr-img', className: 'qr', alt: '消费券二维码 ' + v.code, width: 280, height: 280 }) : null;
+    const redemptions = h('div', { id: 'voucher-redemptions' });
 
     VC.append(box, [
       h('div', { className: 'vd-head' },
         h('span', { className: 'vd-platform', text: v.platform_name }),
         statusBadge(v.status)),
-      qrWrap,
-      h('p', { className: 'qr-hint', text: live ? '在平台结算时出示此二维码，或告知下面的券码。' : '此消费券已不能使用。' }),
-      h('div', { className: 'code-row' },
-        h('span', { className: 'code big', id: 'voucher-code', text: v.code }),
-        h('button', {
-          type: 'button', className: 'ghost small', text: '复制券码',
-          on: { click: async (ev) => { ev.currentTarget.textContent = (await VC.copyText(v.code)) ? '已复制' : '请手动抄写'; } },
-        })),
+      live
+        ? [h('div', { className: 'qr-wrap' }, img),
+          h('p', { className: 'qr-hint', text: '在平台结算时出示此二维码，或告知下面的券码。' }),
+          h('div', { className: 'qr-actions' },
+            h('button', { type: 'button', className: 'secondary', id: 'qr-fullscreen', text: '全屏显示二维码', on: { click: () => openFullQr(v) } })),
+          h('div', { className: 'code-row' },
+            h('span', { className: 'code big', id: 'voucher-code', text: v.code }),
+            h('button', {
+              type: 'button', className: 'ghost small', id: 'copy-code', text: '复制券码',
+              on: { click: async (ev) => { ev.currentTarget.textContent = (await VC.copyText(v.code)) ? '已复制' : '请手动抄写'; } },
+            }))]
+        : h('div', { className: 'closed-note', id: 'voucher-closed' },
+          h('strong', { text: '此消费券' + label + '，不能再使用' }),
+          CLOSED_REASON[v.status] || '',
+          h('div', { className: 'small', text: '券码 ' + v.code })),
       h('div', { className: 'balance' + (live ? '' : ' dim') },
         h('div', { className: 'standing-label', text: live ? '余额' : '余额（已不能使用）' }),
         h('div', { className: 'standing-value', id: 'voucher-remaining', text: money(v.remaining) }),
@@ -543,7 +649,7 @@
       h('dl', { className: 'facts' },
         dlRow('面额', money(v.face_value)),
         dlRow('已使用', money(v.redeemed), { id: 'voucher-redeemed' }),
-        dlRow('状态', (STATUS[v.status] || [v.status])[0]),
+        dlRow('状态', label),
         dlRow('有效期至', VC.dateTime(v.expires_at) + '（北京时间）', { id: 'voucher-expiry' }),
         dlRow('领取时间', VC.dateTime(v.issued_at)),
         lapsable
@@ -552,7 +658,8 @@
       lapsable
         ? h('p', { className: 'hint warn', text: '如在 ' + VC.dateTime(v.lapses_at) + ' 前一次都没有使用，这张消费券将自动失效，面额退回贵企业本年度额度。' })
         : null,
-      h('p', { className: 'hint', text: '每一笔使用的明细（发票号、抵扣金额）请查看平台开具的账单。' })]);
+      h('h3', { text: '使用明细' }),
+      redemptions]);
 
     if (live && unused) {
       box.append(h('button', {
@@ -561,7 +668,83 @@
       }));
     }
     box.append(h('p', { className: 'form-error', id: 'cancel-error', attrs: { role: 'alert' }, hidden: true }));
-    loadQr(v.id, img);
+    if (img) loadQr(v.id, img);
+    else if (state.qrUrl) { URL.revokeObjectURL(state.qrUrl); state.qrUrl = null; }
+    loadRedemptions(v, redemptions);
+  }
+
+  // The voucher's redemptions, newest first: invoice, date, bill, discount, reversal.
+  async function loadRedemptions(v, box) {
+    loading(box, '正在加载使用明细…');
+    let rows = [];
+    try {
+      let url = '/api/portal/vouchers/' + v.id + '/redemptions?limit=100';
+      // Follow the pages (a voucher has few redemptions; at most 10 pages shown).
+      for (let i = 0; url && i < 10; i++) {
+        const res = await api.get(url, { raw: true });
+        rows = rows.concat(await res.json());
+        const link = res.headers.get('Link');
+        const m = link && link.match(/<([^>]+)>;\s*rel="next"/);
+        url = m ? m[1] : null;
+      }
+    } catch (err) {
+      if (state.voucher === v) loadError(box, err, () => loadRedemptions(v, box));
+      return;
+    }
+    if (state.voucher !== v) return;
+    if (!rows.length) {
+      clear(box).append(h('p', { className: 'muted', id: 'no-redemptions', text: '还没有使用记录。平台结算时使用后，每一笔都会显示在这里。' }));
+      return;
+    }
+    clear(box).append(h('ul', { className: 'redemptions', id: 'redemption-list' }, rows.map((r) => h('li', {
+      className: r.status === 'reversed' ? 'reversed' : '', dataset: { invoice: r.invoice_no, status: r.status },
+    },
+    h('div', { className: 'r-top' },
+      h('span', null, '发票号 ', h('span', { className: 'r-invoice', text: r.invoice_no })),
+      h('span', { className: 'muted small', text: VC.dateTime(r.created_at) })),
+    h('div', { className: 'muted small', text: r.platform_name }),
+    h('div', { className: 'r-amounts' },
+      h('span', { text: '账单 ' + money(r.bill_amount) }),
+      h('span', null, '抵扣 ', h('strong', { text: money(r.discount) }))),
+    r.status === 'reversed'
+      ? h('div', { className: 'r-reversal', text: '已撤销（发票作废）' + (r.reversed_at ? '，' + VC.dateTime(r.reversed_at) : '') + '：抵扣金额已退回这张消费券。' })
+      : null))));
+  }
+
+  // ---- Full-screen QR, with "save image" -------------------------------------------------------
+
+  let fullQrUrl = null;
+
+  async function openFullQr(v) {
+    const panel = $('qr-full');
+    const err = $('qr-full-error');
+    err.hidden = true;
+    $('qr-full-code').textContent = v.code;
+    $('qr-full-img').src = state.qrUrl || '';
+    // "Save image" saves the PNG: usable once it is here.
+    $('qr-save').disabled = true;
+    $('qr-save').onclick = null;
+    panel.hidden = false;
+    $('qr-close').focus();
+    try {
+      const blob = await api.blob('/api/portal/vouchers/' + v.id + '/qr.png', 'image/png');
+      if (fullQrUrl) URL.revokeObjectURL(fullQrUrl);
+      fullQrUrl = URL.createObjectURL(blob);
+      $('qr-full-img').src = fullQrUrl;
+      $('qr-save').onclick = () => VC.download(blob, '消费券-' + v.code + '.png');
+      $('qr-save').disabled = false;
+    } catch (e) {
+      err.textContent = '二维码图片加载失败：' + VC.errorText(e);
+      err.hidden = false;
+    }
+  }
+
+  function closeFullQr() {
+    $('qr-full').hidden = true;
+    $('qr-full-img').removeAttribute('src');
+    $('qr-save').onclick = null;
+    if (fullQrUrl) URL.revokeObjectURL(fullQrUrl);
+    fullQrUrl = null;
   }
 
   async function loadQr(id, img) {
@@ -607,6 +790,8 @@
   setupRegister();
   setupPassword();
   setupClaim();
-  window.addEventListener('hashchange', route);
+  $('qr-close').addEventListener('click', closeFullQr);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('qr-full').hidden) closeFullQr(); });
+  window.addEventListener('hashchange', () => { closeFullQr(); route(); });
   route();
 })();
