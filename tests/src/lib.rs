@@ -36,3 +36,5 @@ mod rules_api;
 mod settlement;
 #[cfg(test)]
 mod tokens;
+#[cfg(test)]
+mod verification;

@@ -1,0 +1,612 @@
+//! Verified firms only (SPEC §2, "Who a firm is"): evidence uploads, the reviewer's decision,
+//! deleting a squatter, who may see what, and claims by firms that are not verified.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use uuid::Uuid;
+use voucher_core::auth::Role;
+
+use crate::support::{request, send, wide_pool, Reply, TestApp};
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0";
+
+fn claim_body(platform: Uuid, fee: &str) -> serde_json::Value {
+    json!({"platform_id": platform, "annual_fee": fee})
+}
+
+async fn me(app: &TestApp, token: &str) -> serde_json::Value {
+    let reply = app.call("GET", "/api/portal/me", Some(token), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.json()
+}
+
+async fn decide(app: &TestApp, token: &str, firm: Uuid, body: serde_json::Value) -> Reply {
+    app.call(
+        "POST",
+        &format!("/api/bureau/firms/{firm}/verification"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn a_pending_firm_gets_not_verified_and_claims_once_verified(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let platform = app.platform("云平台", 1).await;
+    let (id, token, _) = app.pending_firm(1, true).await;
+    assert_eq!(me(&app, &token).await["verification"], "pending");
+
+    // Before anything else: even a fee that would be refused, or a firm that is not eligible.
+    for fee in ["10000.00", "0.00"] {
+        app.call(
+            "POST",
+            "/api/portal/vouchers/quote",
+            Some(&token),
+            Some(claim_body(platform, fee)),
+        )
+        .await
+        .assert_problem(409, "not_verified");
+        app.claim(&token, platform, fee)
+            .await
+            .assert_problem(409, "not_verified");
+    }
+    let (_, ineligible, _) = app.pending_firm(2, false).await;
+    app.claim(&ineligible, platform, "10000.00")
+        .await
+        .assert_problem(409, "not_verified");
+    let (slots, rows): (i32, i64) = sqlx::query_as(
+        "select firms_admitted, (select count(*) from firm_years) from program_years",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((slots, rows), (0, 0), "no quota slot, no firm-year");
+
+    // Uploading is not enough: still pending until the reviewer decides.
+    app.upload_licence(&token).await;
+    app.claim(&token, platform, "10000.00")
+        .await
+        .assert_problem(409, "not_verified");
+    let reviewer = app.reviewer().await;
+    let reply = decide(
+        &app,
+        &reviewer,
+        id,
+        json!({"decision": "verified", "industry_code": "C3911", "district": "宝安区"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["verification"], "verified");
+    assert_eq!(reply.json()["reviewed_by"], "test-reviewer");
+    let me = me(&app, &token).await;
+    assert_eq!(me["verification"], "verified");
+    assert!(me["verification_reason"].is_null());
+    let reply = app.claim(&token, platform, "10000.00").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+
+    // Audited with the reviewer's name.
+    let actor: String = sqlx::query_scalar(
+        "select actor from audit_log where action = 'firm.verification' and subject = $1",
+    )
+    .bind(format!("firm:{id}"))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, "staff:test-reviewer");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn verification_needs_a_business_license_and_takes_the_licence_data(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let reviewer = app.reviewer().await;
+    let (id, token, _) = app.pending_firm(3, true).await;
+    decide(&app, &reviewer, id, json!({"decision": "verified"}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    let reply = app
+        .upload(
+            &token,
+            "authorization_letter",
+            "application/pdf",
+            PDF.to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    decide(&app, &reviewer, id, json!({"decision": "verified"}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    let reply = app
+        .upload(&token, "business_license", "image/png", PNG.to_vec())
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    // A malformed code from the licence is refused like one at registration.
+    let reply = decide(
+        &app,
+        &reviewer,
+        id,
+        json!({"decision": "verified", "industry_code": "manufacturing"}),
+    )
+    .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json()["field"], "industry_code");
+    // Declared C3911 in 宝安区; the licence says another district: not eligible.
+    let reply = decide(
+        &app,
+        &reviewer,
+        id,
+        json!({"decision": "verified", "industry_code": "C3911", "district": "南山区"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(
+        (&body["district"], &body["eligible"]),
+        (&json!("南山区"), &json!(false))
+    );
+    assert_eq!(body["evidence"].as_array().unwrap().len(), 2);
+    // Decided once: a verified firm is not decided again, nor uploads more.
+    decide(
+        &app,
+        &reviewer,
+        id,
+        json!({"decision": "rejected", "reason": "x"}),
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
+    app.upload(&token, "business_license", "image/png", PNG.to_vec())
+        .await
+        .assert_problem(409, "invalid_transition");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn files_whose_bytes_lie_or_are_too_large_are_refused(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let (_, token, _) = app.pending_firm(4, true).await;
+    let cases: [(&str, &[u8], &str, &str); 4] = [
+        (
+            "application/pdf",
+            PNG,
+            "content_type",
+            "a PNG declared as PDF",
+        ),
+        ("image/png", ELF, "file", "an executable declared as PNG"),
+        (
+            "application/x-executable",
+            ELF,
+            "content_type",
+            "an executable as itself",
+        ),
+        ("image/jpeg", b"", "file", "nothing"),
+    ];
+    for (content_type, bytes, field, why) in cases {
+        let reply = app
+            .upload(&token, "business_license", content_type, bytes.to_vec())
+            .await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.json()["field"], field, "{why}");
+    }
+    let mut big = vec![0u8; 5 * 1024 * 1024 + 1];
+    big[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+    app.upload(&token, "business_license", "image/jpeg", big.clone())
+        .await
+        .assert_problem(413, "payload_too_large");
+    // The same with a declared length is refused before it is read.
+    let mut r = crate::support::raw(
+        "POST",
+        "/api/portal/evidence?kind=business_license",
+        "image/jpeg",
+        big.clone(),
+    );
+    r.headers_mut()
+        .insert("content-length", big.len().to_string().parse().unwrap());
+    r.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    app.send(r).await.assert_problem(413, "payload_too_large");
+    // Exactly 5 MiB is a file.
+    big.pop();
+    let reply = app
+        .upload(&token, "business_license", "image/jpeg", big)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    assert_eq!(reply.json()["size"], 5 * 1024 * 1024);
+    // An unknown kind is named.
+    let reply = app
+        .upload(&token, "passport", "image/png", PNG.to_vec())
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json()["field"], "kind");
+    // Every other endpoint keeps the 64 KiB limit.
+    let reply = app
+        .call(
+            "POST",
+            "/api/portal/vouchers/quote",
+            Some(&token),
+            Some(json!({"pad": "x".repeat(70 * 1024)})),
+        )
+        .await;
+    reply.assert_problem(413, "payload_too_large");
+    // Ten files at most (nine more make ten).
+    for _ in 0..9 {
+        let reply = app
+            .upload(
+                &token,
+                "authorization_letter",
+                "application/pdf",
+                PDF.to_vec(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
+    app.upload(
+        &token,
+        "authorization_letter",
+        "application/pdf",
+        PDF.to_vec(),
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
+    let stored: i64 = sqlx::query_scalar("select count(*) from firm_evidence")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 10);
+    // The firm's list pages with a Link header.
+    let reply = app
+        .call("GET", "/api/portal/evidence?limit=4", Some(&token), None)
+        .await;
+    assert_eq!(reply.json().as_array().unwrap().len(), 4);
+    let next = reply.header("link").expect("a next page");
+    assert!(next.contains("rel=\"next\""), "{next}");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn a_rejected_firm_sees_the_reason_and_is_pending_again_when_it_uploads(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let platform = app.platform("云平台", 5).await;
+    let reviewer = app.reviewer().await;
+    let (id, token, _) = app.pending_firm(5, true).await;
+    app.upload_licence(&token).await;
+    let reply = decide(&app, &reviewer, id, json!({"decision": "rejected"})).await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json()["field"], "reason");
+    let reply = decide(
+        &app,
+        &reviewer,
+        id,
+        json!({"decision": "rejected", "reason": "营业执照照片模糊，请重新拍摄"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let me_now = me(&app, &token).await;
+    assert_eq!(me_now["verification"], "rejected");
+    assert_eq!(
+        me_now["verification_reason"],
+        "营业执照照片模糊，请重新拍摄"
+    );
+    app.claim(&token, platform, "10000.00")
+        .await
+        .assert_problem(409, "not_verified");
+    app.upload_licence(&token).await;
+    let me_now = me(&app, &token).await;
+    assert_eq!(me_now["verification"], "pending");
+    assert!(me_now["verification_reason"].is_null());
+    let queue = app
+        .call(
+            "GET",
+            "/api/bureau/firms?verification=pending",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+    assert_eq!(queue.json()[0]["id"], id.to_string());
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn deleting_a_squatter_frees_the_uscc_for_the_real_firm(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let reviewer = app.reviewer().await;
+    let (squatter, squatter_token, uscc) = app.pending_firm(6, true).await;
+    let reply = app
+        .call(
+            "POST",
+            "/api/portal/firms",
+            None,
+            Some(
+                json!({"uscc": uscc, "name": "真实企业", "industry_code": "C3911",
+                        "district": "宝安区", "contact_name": "王五",
+                        "contact_phone": "13900000000", "password": "real-firm-password"}),
+            ),
+        )
+        .await;
+    reply.assert_problem(409, "already_registered");
+    assert!(reply.json()["detail"].as_str().unwrap().contains("bureau"));
+    let path = format!("/api/bureau/firms/{squatter}");
+    let reply = app.call("DELETE", &path, Some(&reviewer), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    app.call("GET", "/api/portal/me", Some(&squatter_token), None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.call("GET", &path, Some(&reviewer), None)
+        .await
+        .assert_problem(404, "not_found");
+    let (real, _, _) = app.firm(6, true).await;
+    assert_ne!(real, squatter);
+    // A verified firm is never deleted; nor is one that does not exist.
+    app.call(
+        "DELETE",
+        &format!("/api/bureau/firms/{real}"),
+        Some(&reviewer),
+        None,
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
+    app.call(
+        "DELETE",
+        "/api/bureau/firms/not-a-uuid",
+        Some(&reviewer),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn files_are_private_to_their_firm_and_downloaded_as_attachments(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let (a, a_token, _) = app.pending_firm(7, true).await;
+    let (b, b_token, _) = app.pending_firm(8, true).await;
+    let reply = app
+        .upload(&a_token, "business_license", "image/png", PNG.to_vec())
+        .await;
+    let file = reply.json()["id"].as_str().unwrap().to_owned();
+    let own = app
+        .call(
+            "GET",
+            &format!("/api/portal/evidence/{file}"),
+            Some(&a_token),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(own.body, PNG);
+    app.call(
+        "GET",
+        &format!("/api/portal/evidence/{file}"),
+        Some(&b_token),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let listed = app
+        .call("GET", "/api/portal/evidence", Some(&b_token), None)
+        .await;
+    assert_eq!(listed.json(), json!([]));
+
+    let reviewer = app.reviewer().await;
+    let reply = app
+        .call(
+            "GET",
+            &format!("/api/bureau/firms/{a}/evidence/{file}"),
+            Some(&reviewer),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, PNG);
+    assert_eq!(reply.header("content-type"), Some("image/png"));
+    assert!(reply
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        reply.header("content-security-policy"),
+        Some("sandbox; default-src 'none'")
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    // The file under another firm's path is not there.
+    app.call(
+        "GET",
+        &format!("/api/bureau/firms/{b}/evidence/{file}"),
+        Some(&reviewer),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    // A firm's session is no staff session.
+    app.call(
+        "GET",
+        &format!("/api/bureau/firms/{a}/evidence/{file}"),
+        Some(&b_token),
+        None,
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn only_reviewers_decide_admins_read_and_finance_stays_out(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let (firm, token, uscc) = app.pending_firm(9, true).await;
+    let file = app
+        .upload(&token, "business_license", "image/png", PNG.to_vec())
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let finance = app.staff("finance1", Role::Finance).await;
+    let admin = app.staff("admin1", Role::Admin).await;
+    let reads = [
+        "/api/bureau/firms".to_owned(),
+        format!("/api/bureau/firms/{firm}"),
+        format!("/api/bureau/firms/{firm}/evidence/{file}"),
+    ];
+    for path in &reads {
+        app.call("GET", path, Some(&finance), None)
+            .await
+            .assert_problem(403, "forbidden");
+        let reply = app.call("GET", path, Some(&admin), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
+    }
+    for who in [&finance, &admin] {
+        decide(&app, who, firm, json!({"decision": "verified"}))
+            .await
+            .assert_problem(403, "forbidden");
+        app.call(
+            "DELETE",
+            &format!("/api/bureau/firms/{firm}"),
+            Some(who),
+            None,
+        )
+        .await
+        .assert_problem(403, "forbidden");
+    }
+    let reset = format!("/api/bureau/firms/{firm}/password-reset");
+    app.call("POST", &reset, Some(&finance), None)
+        .await
+        .assert_problem(403, "forbidden");
+    let reply = app.call("POST", &reset, Some(&admin), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+
+    // The reviewer's list: search by USCC prefix or by name, filter by state.
+    let reviewer = app.reviewer().await;
+    let (other, _, _) = app.firm(10, true).await;
+    let list = |q: String| {
+        let app = &app;
+        let reviewer = reviewer.clone();
+        async move {
+            let reply = app.call("GET", &q, Some(&reviewer), None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{q}: {}", reply.text());
+            reply
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let prefix = &uscc.as_str()[..14];
+    assert_eq!(
+        list(format!("/api/bureau/firms?q={prefix}")).await,
+        [firm.to_string(), other.to_string()]
+    );
+    assert_eq!(
+        list(format!("/api/bureau/firms?q={uscc}")).await,
+        [firm.to_string()]
+    );
+    assert_eq!(
+        list("/api/bureau/firms?q=%E4%BC%81%E4%B8%9A10".to_owned()).await,
+        [other.to_string()],
+        "name 测试企业10 contains 企业10"
+    );
+    assert_eq!(
+        list("/api/bureau/firms?verification=verified".to_owned()).await,
+        [other.to_string()]
+    );
+    assert_eq!(
+        list("/api/bureau/firms?verification=pending&limit=1".to_owned()).await,
+        [firm.to_string()]
+    );
+    let reply = app
+        .call(
+            "GET",
+            "/api/bureau/firms?verification=maybe",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json()["field"], "verification");
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn fifty_pending_and_ten_verified_firms_at_once_against_five_slots_admit_five_verified(
+    _harness: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = wide_pool(connect).await;
+    let app = TestApp::new(pool.clone()).await;
+    let platform = app.platform("云平台", 11).await;
+    sqlx::query("update program_years set firm_quota = 5")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pending = app.firms_in_bulk_as(50, 100, "pending").await;
+    let verified = app.firms_in_bulk_as(10, 200, "verified").await;
+    let verified_ids: Vec<Uuid> = verified.iter().map(|(id, _)| *id).collect();
+    let mut tasks = Vec::new();
+    // Interleaved, so pending and verified claims really meet in Postgres.
+    for (i, (_, token)) in pending.iter().chain(verified.iter()).enumerate() {
+        let router = app.router.clone();
+        let token = token.clone();
+        let body = claim_body(platform, "10000.00");
+        tasks.push((
+            i >= 50,
+            tokio::spawn(async move {
+                send(
+                    &router,
+                    request("POST", "/api/portal/vouchers", Some(&token), Some(body)),
+                )
+                .await
+            }),
+        ));
+    }
+    let (mut created, mut exhausted, mut not_verified) = (0, 0, 0);
+    for (is_verified, task) in tasks {
+        let reply = task.await.unwrap();
+        match (reply.status, is_verified) {
+            (StatusCode::CREATED, true) => created += 1,
+            (StatusCode::CONFLICT, true) => {
+                assert_eq!(reply.json()["code"], "quota_exhausted");
+                exhausted += 1;
+            }
+            (StatusCode::CONFLICT, false) => {
+                assert_eq!(reply.json()["code"], "not_verified");
+                not_verified += 1;
+            }
+            (status, _) => panic!("unexpected {status}: {}", reply.text()),
+        }
+    }
+    assert_eq!((created, exhausted, not_verified), (5, 5, 50));
+    let holders: Vec<Uuid> = sqlx::query_scalar("select distinct firm_id from vouchers")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(holders.len(), 5);
+    assert!(holders.iter().all(|h| verified_ids.contains(h)));
+    let admitted: i32 = sqlx::query_scalar("select firms_admitted from program_years")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(admitted, 5);
+    crate::support::assert_ledger_consistent(&pool).await;
+}
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn postgres_refuses_a_voucher_for_a_firm_that_is_not_verified(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let platform = app.platform("云平台", 12).await;
+    let (firm, _) = app.firms_in_bulk_as(1, 300, "pending").await.remove(0);
+    let inserted = sqlx::query(
+        r#"insert into vouchers (id, code, year, firm_id, platform_id, annual_fee, face_value,
+                                 kid, token, issued_at, lapses_at, expires_at)
+           values ($1, 'BA26-TEST-TEST', 2026, $2, $3, 100, 30, 'k', 't', now(), now(), now())"#,
+    )
+    .bind(Uuid::now_v7())
+    .bind(firm)
+    .bind(platform)
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    assert!(voucher_core::error::is_constraint(
+        &inserted,
+        "vouchers_firm_verified"
+    ));
+}
