@@ -87,6 +87,7 @@ pub struct Evidence {
 
 /// `?kind=` of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `business_license` or `authorization_letter`.
@@ -283,14 +284,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     session.require(&[Role::Reviewer, Role::Admin])?;
     let mut tx = state.db.begin().await?;
-    let file = sqlx::query!(
-        r#"select kind, bytes from firm_evidence where id = $1 and firm_id = $2"#,
-        evidence_id,
-        firm_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| ApiError::not_found("no such file"))?;
+    let (kind, bytes) = stored(&mut tx, firm_id, evidence_id).await?;
     audit::append(
         &mut tx,
         &session.actor(),
@@ -300,7 +294,7 @@ pub async fn download(
     )
     .await?;
     tx.commit().await?;
-    attachment(&file.kind, evidence_id, file.bytes)
+    attachment(&kind, evidence_id, bytes)
 }
 
 /// One of the firm's own files (to check what it sent); another firm's is 404. Served the
@@ -315,15 +309,26 @@ pub async fn own(
     session: FirmSession,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let (kind, bytes) = stored(&mut conn, session.firm_id, id).await?;
+    attachment(&kind, id, bytes)
+}
+
+/// A file's kind and bytes, when it is `firm_id`'s; another firm's is 404.
+async fn stored(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    id: Uuid,
+) -> Result<(String, Vec<u8>), ApiError> {
     let file = sqlx::query!(
         r#"select kind, bytes from firm_evidence where id = $1 and firm_id = $2"#,
         id,
-        session.firm_id
+        firm_id
     )
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| ApiError::not_found("no such file"))?;
-    attachment(&file.kind, id, file.bytes)
+    Ok((file.kind, file.bytes))
 }
 
 /// A stored file as a download: its type sniffed again from the bytes, `attachment`,

@@ -610,3 +610,34 @@ async fn postgres_refuses_a_voucher_for_a_firm_that_is_not_verified(pool: PgPool
         "vouchers_firm_verified"
     ));
 }
+
+#[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
+async fn the_openapi_document_has_the_verification_endpoints(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let spec = app.call("GET", "/openapi.json", None, None).await.json();
+    let upload = &spec["paths"]["/api/portal/evidence"]["post"];
+    for media in ["image/jpeg", "image/png", "application/pdf"] {
+        assert_eq!(
+            upload["requestBody"]["content"][media]["schema"]["format"], "binary",
+            "{media}"
+        );
+    }
+    assert!(upload["responses"]["413"]["content"]["application/problem+json"].is_object());
+    for (path, method) in [
+        ("/api/portal/evidence", "get"),
+        ("/api/portal/evidence/{id}", "get"),
+        ("/api/bureau/firms", "get"),
+        ("/api/bureau/firms/{id}", "get"),
+        ("/api/bureau/firms/{id}", "delete"),
+        ("/api/bureau/firms/{id}/verification", "post"),
+        ("/api/bureau/firms/{id}/evidence/{evidence_id}", "get"),
+        ("/api/bureau/firms/{id}/password-reset", "post"),
+    ] {
+        assert!(spec["paths"][path][method].is_object(), "{method} {path}");
+    }
+    let download = &spec["paths"]["/api/bureau/firms/{id}/evidence/{evidence_id}"]["get"];
+    assert_eq!(
+        download["responses"]["200"]["content"]["application/pdf"]["schema"]["format"],
+        "binary"
+    );
+}
