@@ -1379,9 +1379,10 @@
       tools.append(h('button', {
         type: 'button', className: 'ghost small', id: 'firm-reset', text: '生成密码重置码',
         on: { click: async (e) => {
+          const button = e.currentTarget;
           if (!await confirmDialog('请先核实来电者确是「' + firm.name + '」的联系人。生成后旧的重置码作废。', '生成')) return;
           try {
-            const r = await busy(e.currentTarget, '生成中…', () => api.post('/api/bureau/firms/' + firm.id + '/password-reset'));
+            const r = await busy(button, '生成中…', () => api.post('/api/bureau/firms/' + firm.id + '/password-reset'));
             clear(once).append(codeOnce(firm.name + ' 的密码重置码', r.code, r.expires_at, '请电话告知企业联系人，在门户的“忘记密码”中使用，只能用一次。'));
           } catch (err) {
             say(msg, errorText(err), 'error');
@@ -1393,9 +1394,10 @@
       tools.append(h('button', {
         type: 'button', className: 'danger-outline small', id: 'firm-delete', text: '删除该注册（冒用代码）',
         on: { click: async (e) => {
+          const button = e.currentTarget;
           if (!await confirmDialog('删除「' + firm.name + '」（' + firm.uscc + '）的注册？企业上传的材料和登录会一并删除，该统一社会信用代码可由真正的企业重新注册。不能恢复。', '删除')) return;
           try {
-            await busy(e.currentTarget, '删除中…', () => api.del('/api/bureau/firms/' + firm.id));
+            await busy(button, '删除中…', () => api.del('/api/bureau/firms/' + firm.id));
             location.hash = '#/firms';
           } catch (err) {
             say(msg, errorText(err, { invalid_transition: '已通过审核或已有消费券的企业不能删除。' }), 'error');

@@ -271,7 +271,7 @@ test('the admin logs into the console and registers a platform; its API key is s
 
 // ---- 2. A firm registers, claims and sees its QR, on a phone ----------------------------------
 
-test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00, claims and sees the QR', async () => {
+test('on a 375 px phone a firm registers, uploads its licence photo, the reviewer approves it in the console, and the firm logs in, quotes 15000.00, claims and sees the QR', async () => {
   assert(shared.platformName, 'no platform from test 1');
   const page = await newPage(PHONE);
   shared.portal = page;

@@ -356,7 +356,8 @@
         h('h2', { text: me.name }),
         h('div', { className: 'firm-meta', text: me.uscc + ' · ' + me.industry_code + ' · ' + me.district })),
       me.eligible
-        ? h('p', { className: 'eligibility ok', id: 'eligibility', text: '✓ 符合申领条件' })
+        ? h('p', { className: 'eligibility ok', id: 'eligibility', text: me.verification === 'verified'
+          ? '✓ 符合申领条件' : '✓ 按填报信息符合申领条件，审核通过后可申领' })
         : h('p', { className: 'eligibility bad', id: 'eligibility' },
           '✗ 暂不符合申领条件',
           h('span', { className: 'small', text: '仅限注册在宝安区、行业代码为 C13–C43 的制造业企业。' })),
@@ -631,6 +632,11 @@
     return bytes >= 1024 * 1024 ? (bytes / 1024 / 1024).toFixed(1) + ' MB' : Math.max(1, Math.round(bytes / 1024)) + ' KB';
   }
 
+  // A reviewer's reason as a sentence: ends with 。 unless it already ends with a stop.
+  function sentence(text) {
+    return /[。．.！!？?]$/.test(text) ? text : text + '。';
+  }
+
   function renderVerification() {
     const me = state.me;
     const card = $('verify-card');
@@ -640,12 +646,14 @@
     status.className = 'badge ' + kind;
     const verified = me.verification === 'verified';
     card.classList.toggle('done', verified);
-    // A verified firm needs no more of this card; it stays out of the way, under the vouchers.
+    // A firm that is not verified yet sees this first, above its standing: it is what to do
+    // next. A verified firm needs no more of it.
     card.hidden = verified;
+    if (!verified) card.parentNode.insertBefore(card, $('me-card'));
     const reason = $('verify-reason');
     reason.hidden = me.verification !== 'rejected';
     reason.textContent = me.verification === 'rejected'
-      ? '审核未通过：' + (me.verification_reason || '请重新上传清晰、完整的材料。') + ' 请按要求重新上传，上传后将重新进入审核。'
+      ? '审核未通过：' + sentence(me.verification_reason || '请重新上传清晰、完整的材料') + '请按要求重新上传，上传后将重新进入审核。'
       : '';
     const list = clear($('evidence-list'));
     const files = state.evidence || [];
