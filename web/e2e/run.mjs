@@ -391,7 +391,7 @@ test('on a 375 px phone a firm registers, uploads its licence photo, the reviewe
 
 // ---- 2b. A rejection with its reason; upload again; a squatted USCC points to the bureau -------
 
-test('a rejected firm sees the reason in the portal, uploads again and is pending again', async () => {
+test('a rejected firm sees the reason in the portal, uploads again and is pending again; the reviewer deletes the squatting registration and the USCC registers again', async () => {
   assert(shared.reviewerPage, 'no reviewer console (test 2 failed)');
   const page = await newPage(PHONE);
   const uscc = makeUscc();
@@ -445,6 +445,18 @@ test('a rejected firm sees the reason in the portal, uploads again and is pendin
   await page.click('#register-form button[type=submit]');
   await expectText(page.locator('#register-form .form-error'), '请致电区工业和信息化局', 'already registered: call the bureau');
   await shot(page, '02b-portal-already-registered-375');
+
+  // The bureau decides it was a squatter: the reviewer deletes the registration (confirmed),
+  // and the USCC registers again.
+  await openFromQueue(reviewer, uscc);
+  await reviewer.click('#firm-delete');
+  await reviewer.click('#confirm-yes');
+  await reviewer.waitForURL(/#\/firms$/);
+  await reviewer.locator('#firm-q').waitFor({ state: 'visible' });
+  assert(await reviewer.locator('tr[data-uscc="' + uscc + '"]').count() === 0, 'the deleted firm left the queue');
+  await page.click('#register-form button[type=submit]');
+  await page.locator('#view-home').waitFor({ state: 'visible' });
+  await expectText(page.locator('#verify-status'), '审核中', 'the real firm registered in its place');
   noProblems(page);
   noProblems(reviewer);
 });
