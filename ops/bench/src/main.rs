@@ -599,6 +599,8 @@ async fn abuse_run(
         reg == 201 || reg == 409,
         "the normal firm's registration answered {reg}"
     );
+    // Only a verified firm claims: the reviewer has approved it (not part of what is measured).
+    storm::verify_registered().await?;
     // Phase 1: failed logins from ever-new addresses, sent as fast as answers come back.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
