@@ -95,7 +95,9 @@ pub async fn list(
     page: Page,
 ) -> Result<(HeaderMap, Json<Vec<FirmRow>>), ApiError> {
     session.require(READERS)?;
-    let q = voucher_core::text::optional("q", filter.q.as_deref(), 200)?;
+    // An empty search box searches nothing: it lists everything.
+    let q = filter.q.as_deref().filter(|q| !q.trim().is_empty());
+    let q = voucher_core::text::optional("q", q, 200)?;
     let (after_at, after_id) = page.after_or_start();
     let mut rows = sqlx::query_as!(
         FirmRow,

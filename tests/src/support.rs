@@ -122,6 +122,11 @@ impl TestApp {
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        assert_eq!(
+            reply.json()["verification"],
+            "pending",
+            "a registration starts pending"
+        );
         let id: Uuid = reply.json()["id"].as_str().unwrap().parse().unwrap();
         let token = auth::firm_session(&self.state, id).await.unwrap().token;
         (id, token, uscc)

@@ -514,6 +514,11 @@ async fn only_reviewers_decide_admins_read_and_finance_stays_out(pool: PgPool) {
         list("/api/bureau/firms?verification=pending&limit=1".to_owned()).await,
         [firm.to_string()]
     );
+    assert_eq!(
+        list("/api/bureau/firms?q=".to_owned()).await.len(),
+        2,
+        "an empty search lists every firm"
+    );
     let reply = app
         .call(
             "GET",
@@ -639,5 +644,48 @@ async fn the_openapi_document_has_the_verification_endpoints(pool: PgPool) {
     assert_eq!(
         download["responses"]["200"]["content"]["application/pdf"]["schema"]["format"],
         "binary"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn migration_0009_keeps_firms_that_hold_vouchers_verified_and_the_rest_pending(pool: PgPool) {
+    for m in voucher_core::db::MIGRATOR.iter().filter(|m| m.version < 9) {
+        sqlx::raw_sql(&m.sql).execute(&pool).await.unwrap();
+    }
+    sqlx::raw_sql(
+        r#"insert into program_years (year, rate, cap_per_firm, firm_quota, firms_admitted,
+                                      claim_validity_days, redeem_deadline)
+           values (2026, 0.30, 50000, 2000, 1, 90, '2026-12-31 23:59:59+08');
+           insert into platforms (id, name, uscc)
+           values ('00000000-0000-7000-8000-000000000001', 'p', '91440300MA5BENCH0X');
+           insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone,
+                              password_hash, eligible)
+           values ('00000000-0000-7000-9000-000000000001', 'A', 'holds a voucher', 'C3911', '宝安区', 'x', '13800000000', 'x', true),
+                  ('00000000-0000-7000-9000-000000000002', 'B', 'registered only', 'C3911', '宝安区', 'x', '13800000000', 'x', true);
+           insert into vouchers (id, code, year, firm_id, platform_id, annual_fee, face_value, kid,
+                                 token, issued_at, lapses_at, expires_at)
+           values ('00000000-0000-7000-a000-000000000001', 'BA26-AAAA-AAAA', 2026,
+                   '00000000-0000-7000-9000-000000000001', '00000000-0000-7000-8000-000000000001',
+                   10000, 3000, 'k', 't', now(), now() + interval '90 days', '2026-12-31 23:59:59+08');"#,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let m9 = voucher_core::db::MIGRATOR
+        .iter()
+        .find(|m| m.version == 9)
+        .unwrap();
+    sqlx::raw_sql(&m9.sql).execute(&pool).await.unwrap();
+    let states: Vec<(String, String)> =
+        sqlx::query_as("select name, verification from firms order by id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [
+            ("holds a voucher".to_owned(), "verified".to_owned()),
+            ("registered only".to_owned(), "pending".to_owned())
+        ]
     );
 }
