@@ -1259,7 +1259,7 @@
 
   // A firm list with a "more" button that follows the Link header.
   function firmList(path, empty) {
-    const box = h('div', { className: 'firm-list' });
+    const box = h('div', { className: 'firm-list' }, h('p', { className: 'muted', text: '正在加载…' }));
     const load = async (url, append) => {
       const res = await api.request('GET', url, undefined, { raw: true });
       const rows = await res.json();
@@ -1309,6 +1309,7 @@
       try {
         await busy(form.querySelector('button'), '搜索中…', found.load);
       } catch (err) {
+        clear(found.box);
         say(msg, errorText(err), 'error');
       }
     });
@@ -1317,19 +1318,25 @@
         h('p', { className: 'small muted', text: '逐一核对营业执照与注册信息：企业名称、统一社会信用代码、行业和注册地。通过后企业才能申领消费券；冒用他人代码的注册可以删除，让真正的企业注册。' }),
         queue.box),
       card('查找企业', form, results));
-    queue.load().catch((err) => say(msg, errorText(err), 'error'));
+    queue.load().catch((err) => {
+      clear(queue.box);
+      say(msg, errorText(err), 'error');
+    });
   }
 
   async function renderFirm(root, id) {
     const msg = msgArea();
     const once = h('div', { id: 'firm-code-box' });
-    root.append(h('a', { href: '#/firms', className: 'back', text: '‹ 返回企业审核' }), msg);
+    const loading = h('p', { className: 'muted', text: '正在加载企业资料…' });
+    root.append(h('a', { href: '#/firms', className: 'back', text: '‹ 返回企业审核' }), msg, loading);
     let firm;
     try {
       firm = await api.get('/api/bureau/firms/' + id);
     } catch (err) {
       say(msg, errorText(err), 'error');
       return;
+    } finally {
+      loading.remove();
     }
     const files = h('div', { className: 'evidence-files', id: 'evidence-files' });
     if (!firm.evidence.length) files.append(h('p', { className: 'muted', text: '企业还没有上传材料。' }));
@@ -1340,6 +1347,8 @@
         h('figcaption', { text: title }));
       files.append(figure);
       if (f.content_type.startsWith('image/')) {
+        // Fetched with the token and shown from a blob: URL; the server serves it only as an
+        // attachment, never inline.
         const img = h('img', { alt: title, className: 'evidence-img' });
         figure.insertBefore(img, figure.firstChild);
         api.blob(path, f.content_type).then((blob) => {
