@@ -197,8 +197,9 @@ pub fn licence_png() -> anyhow::Result<Vec<u8>> {
             let edge = x.min(y).min(W - 1 - x).min(H - 1 - y);
             let frame = (4..7).contains(&edge) || (10..11).contains(&edge);
             // Rows of "text": 3 px lines every 14 px, of varying lengths.
-            let line =
-                (44..150).contains(&y) && y % 14 < 3 && (24..W - 24 - (y * 7) % 70).contains(&x);
+            let line = (44..150).contains(&y)
+                && y % 14 < 3
+                && (24..W - 24 - (y / 14 * 37) % 70).contains(&x);
             let title = (18..28).contains(&y) && (80..160).contains(&x);
             let (dx, dy) = (x as i64 - 190, y as i64 - 126);
             let seal = (dx * dx + dy * dy) < 22 * 22 && (dx * dx + dy * dy) > 17 * 17;
