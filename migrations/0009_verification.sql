@@ -50,11 +50,12 @@ alter table firm_evidence alter column bytes set storage external;
 create index firm_evidence_firm on firm_evidence (firm_id, uploaded_at, id);
 
 -- At most 10 files per firm, decided by Postgres: the firm's row is locked, so concurrent
--- uploads of one firm count one after another and never pass the limit.
+-- uploads of one firm count one after another and never pass the limit. (`no key update`: the
+-- key-share lock a voucher's foreign key takes is not held up by it.)
 create function firm_evidence_at_most_ten() returns trigger
 language plpgsql as $$
 begin
-    perform 1 from firms where id = new.firm_id for update;
+    perform 1 from firms where id = new.firm_id for no key update;
     if (select count(*) from firm_evidence where firm_id = new.firm_id) >= 10 then
         raise exception 'a firm keeps at most 10 evidence files'
             using errcode = 'check_violation', constraint = 'firm_evidence_at_most_ten',

@@ -152,7 +152,7 @@ pub async fn upload(
     // The firm's row first: its state cannot change under the upload, and the trigger's
     // count of files waits here for the firm's other uploads.
     let verification = sqlx::query_scalar!(
-        r#"select verification from firms where id = $1 for update"#,
+        r#"select verification from firms where id = $1 for no key update"#,
         firm_id
     )
     .fetch_optional(&mut *tx)
