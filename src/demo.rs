@@ -5,9 +5,9 @@
 //! approves a statement may not pay it). Loading twice changes nothing.
 
 use sqlx::PgPool;
+use voucher_accounts::decision;
 use voucher_accounts::evidence::{self, EvidenceKind};
 use voucher_accounts::firms::{self, Registration};
-use voucher_accounts::review;
 use voucher_accounts::staff::{create_with_password, CreateStaffError};
 use voucher_core::audit::Actor;
 use voucher_core::auth::Role;
@@ -175,7 +175,7 @@ async fn with_licence(
         .map_err(|e| anyhow::anyhow!("demo licence: {e}"))?;
     }
     let state = if verified && state == "pending" {
-        review::verify(&mut tx, id, industry, district, DEMO_STAFF[0].0, now)
+        decision::verify(&mut tx, id, industry, district, DEMO_STAFF[0].0, now)
             .await
             .map_err(|e| anyhow::anyhow!("demo verification: {e}"))?;
         "verified".to_owned()

@@ -5,6 +5,7 @@
 //! factor of `admin` and `finance`.
 
 pub mod codes;
+pub mod decision;
 pub mod eligibility;
 pub mod evidence;
 pub mod firms;
@@ -50,9 +51,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bureau/firms", get(review::list))
         .route(
             "/api/bureau/firms/{id}",
-            get(review::get).delete(review::delete),
+            get(review::get).delete(decision::delete),
         )
-        .route("/api/bureau/firms/{id}/verification", post(review::decide))
+        .route(
+            "/api/bureau/firms/{id}/verification",
+            post(decision::decide),
+        )
         .route(
             "/api/bureau/firms/{id}/evidence/{evidence_id}",
             get(evidence::download),
@@ -75,8 +79,8 @@ pub fn router(state: AppState) -> Router {
     evidence::download,
     review::list,
     review::get,
-    review::decide,
-    review::delete,
+    decision::decide,
+    decision::delete,
     staff::login,
     staff::logout,
     staff::change_password,

@@ -17,6 +17,8 @@ mod concurrency;
 #[cfg(test)]
 mod edges;
 #[cfg(test)]
+mod evidence;
+#[cfg(test)]
 mod foundation;
 #[cfg(test)]
 mod invariants;

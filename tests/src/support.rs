@@ -300,6 +300,12 @@ impl TestApp {
     }
 }
 
+/// The first bytes of a PNG (signature and header): enough for the type check.
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+
+/// A minimal PDF.
+pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+
 /// The password `TestApp::staff` gives its accounts.
 pub const STAFF_PASSWORD: &str = "staff-password-1";
 
