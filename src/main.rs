@@ -54,8 +54,8 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Load the demo data set (idempotent): two platforms, three firms, a reviewer and two
-    /// finance officers.
+    /// Load the demo data set (idempotent): two platforms, three verified firms and one
+    /// pending in the reviewer's queue, a reviewer and two finance officers.
     Demo,
     /// The policy measures (rules module).
     Rules {

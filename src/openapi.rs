@@ -321,6 +321,15 @@ pub fn finish(mut doc: Value) -> Value {
             if let Some(scheme) = scheme {
                 operation["security"] = json!([{ scheme: [] }]);
             }
+            if path == voucher_core::json::EVIDENCE_PATH && method == "post" {
+                // The body is the file itself (API.md), up to 5 MiB.
+                let binary = json!({"schema": {"type": "string", "format": "binary"}});
+                operation["requestBody"] = json!({
+                    "description": "The file itself: JPEG, PNG or PDF, at most 5 MiB; `Content-Type` must match its bytes",
+                    "required": true,
+                    "content": {"image/jpeg": binary, "image/png": binary, "application/pdf": binary},
+                });
+            }
             let json_body = operation["requestBody"]["content"]
                 .get("application/json")
                 .is_some();
@@ -417,6 +426,8 @@ pub fn finish(mut doc: Value) -> Value {
                 if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
                     for (media, body) in content.iter_mut() {
                         if media.starts_with("image/png")
+                            || media.starts_with("image/jpeg")
+                            || media.starts_with("application/pdf")
                             || media.starts_with("application/vnd.openxmlformats")
                         {
                             body["schema"] = json!({"type": "string", "format": "binary"});

@@ -15,6 +15,7 @@
     wrong_platform: '这张消费券绑定的是其他平台，不能在本平台使用。',
     not_found: '没有找到相应的记录，它可能不存在，或您无权查看。',
     already_registered: '该统一社会信用代码（或用户名）已经注册过了。',
+    not_verified: '贵企业的注册还没有通过区工业和信息化局审核，审核通过后才能申领消费券。',
     quota_exhausted: '本年度的企业名额已经满了，暂时无法申领。',
     firm_cap_reached: '贵企业本年度的补贴额度已经用完（已达每家企业的年度上限）。',
     voucher_not_active: '这张消费券已取消、已失效或已过期，不能再使用。',
@@ -70,12 +71,18 @@
     bill_amount: ['账单金额', '应为大于 0 的金额'],
     invoice_no: ['发票号', '不能为空'],
     'Idempotency-Key': ['幂等键', '1–64 个可打印字符'],
-    q: ['查询内容', '输入券码或统一社会信用代码，至少 4 位'],
+    q: ['查询内容', '输入券码、统一社会信用代码或企业名称；券码和信用代码至少 4 位'],
     status: ['状态', '请从列表中选择'],
     firm_id: ['企业', '请重新选择企业'],
     cursor: ['翻页位置', '请回到第一页重新查询'],
     query: ['查询条件', '符合条件的记录太多，请缩小范围'],
     applicant_uscc: ['申请单位统一社会信用代码', '应为 18 位，校验位须正确'],
+    file: ['文件', '只支持 JPG、PNG 或 PDF'],
+    content_type: ['文件类型', '只支持 JPG、PNG 或 PDF，且须与文件内容一致'],
+    kind: ['材料类型', '营业执照或授权委托书'],
+    reason: ['原因', '不通过时必须填写，企业会看到'],
+    decision: ['审核结果', '通过或不通过'],
+    verification: ['审核状态', '待审核、已通过或未通过'],
   };
 
   function fieldLabel(field) {
@@ -164,7 +171,11 @@
         const token = client.token();
         if (token && opts.auth !== false) headers.Authorization = 'Bearer ' + token;
         const init = { method: method, headers: headers, cache: 'no-store' };
-        if (body !== undefined) {
+        if (opts.file) {
+          // A file as the body itself (an evidence upload), typed as the file is.
+          headers['Content-Type'] = opts.file.type;
+          init.body = opts.file;
+        } else if (body !== undefined) {
           headers['Content-Type'] = 'application/json';
           init.body = JSON.stringify(body);
         }
@@ -214,6 +225,10 @@
       },
       del(path, opts) {
         return client.request('DELETE', path, undefined, opts);
+      },
+      // POSTs a File or Blob as the body itself, with its own type.
+      upload(path, file, opts) {
+        return client.request('POST', path, undefined, Object.assign({}, opts || {}, { file: file }));
       },
       // Ends the session on the server (the token stops working everywhere at once), then
       // forgets it here; a session already ended or a network failure still forgets it.

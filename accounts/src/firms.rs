@@ -48,15 +48,35 @@ pub struct Registered {
     pub uscc: Uscc,
     /// Name.
     pub name: String,
-    /// Whether the firm may claim (section C manufacturing in 宝安区).
+    /// Whether the firm may claim (section C manufacturing in 宝安区), once verified.
     pub eligible: bool,
+    /// Always `pending`: a registration is an application until the bureau has seen the
+    /// business licence.
+    pub verification: String,
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     voucher_core::text::required(field, value, max)
 }
 
-/// Registers a firm; eligibility is computed, not declared.
+/// A GB/T 4754-2017 industry code, trimmed (registration and the reviewer's decision).
+pub(crate) fn industry_code(value: &str) -> Result<String, ApiError> {
+    let code = value.trim().to_owned();
+    if !eligibility::industry_code_is_well_formed(&code) {
+        return Err(ApiError::validation(
+            "industry_code",
+            "must be a GB/T 4754-2017 code such as C3911",
+        ));
+    }
+    Ok(code)
+}
+
+/// A district name (registration and the reviewer's decision).
+pub(crate) fn district(value: &str) -> Result<String, ApiError> {
+    text("district", value, 50)
+}
+
+/// Registers a firm; eligibility is computed, not declared, and the firm starts `pending`.
 #[utoipa::path(post, path = "/api/portal/firms", tag = "portal", request_body = Registration,
     responses((status = 201, body = Registered),
         (status = 409, body = voucher_core::error::Problem, description = "`already_registered`"),
@@ -76,14 +96,8 @@ pub async fn register(
 /// Registers a firm (the endpoint and the demo data set).
 pub async fn create(db: &PgPool, reg: Registration) -> Result<Registered, ApiError> {
     let name = text("name", &reg.name, 200)?;
-    let industry_code = reg.industry_code.trim().to_owned();
-    if !eligibility::industry_code_is_well_formed(&industry_code) {
-        return Err(ApiError::validation(
-            "industry_code",
-            "must be a GB/T 4754-2017 code such as C3911",
-        ));
-    }
-    let district = text("district", &reg.district, 50)?;
+    let industry_code = industry_code(&reg.industry_code)?;
+    let district = district(&reg.district)?;
     let contact_name = text("contact_name", &reg.contact_name, 100)?;
     let contact_phone = reg.contact_phone.trim().to_owned();
     let phone_ok = (5..=20).contains(&contact_phone.len())
@@ -124,7 +138,8 @@ pub async fn create(db: &PgPool, reg: Registration) -> Result<Registered, ApiErr
         Err(e) if is_constraint(&e, "firms_uscc_key") => {
             return Err(ApiError::new(
                 ErrorCode::AlreadyRegistered,
-                "a firm with this USCC is already registered",
+                "a firm with this USCC is already registered; if it is yours, call the bureau \
+                 (区工业和信息化局), which can remove a registration that is not the firm's",
             ));
         }
         other => {
@@ -146,6 +161,7 @@ pub async fn create(db: &PgPool, reg: Registration) -> Result<Registered, ApiErr
         uscc: reg.uscc,
         name,
         eligible,
+        verification: "pending".to_owned(),
     })
 }
 

@@ -1,17 +1,21 @@
 //! `voucher-accounts`: who is calling. Firms' accounts (registration, eligibility, password
-//! change and the hotline's reset), bureau staff (activation codes, roles, disabling, resets),
+//! change and the hotline's reset), their verification (evidence files, the reviewer's queue
+//! and decision), bureau staff (activation codes, roles, disabling, resets),
 //! sessions that end at once (rows in Postgres, see `voucher_core::auth`), and the TOTP second
 //! factor of `admin` and `finance`.
 
 pub mod codes;
+pub mod decision;
 pub mod eligibility;
+pub mod evidence;
 pub mod firms;
 pub mod guard;
+pub mod review;
 pub mod staff;
 pub mod staff_admin;
 pub mod totp;
 
-use axum::routing::{delete, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use voucher_core::AppState;
 
@@ -39,6 +43,24 @@ pub fn router(state: AppState) -> Router {
             "/api/bureau/firms/{id}/password-reset",
             post(firms::issue_reset),
         )
+        .route(
+            "/api/portal/evidence",
+            post(evidence::upload).get(evidence::list),
+        )
+        .route("/api/portal/evidence/{id}", get(evidence::own))
+        .route("/api/bureau/firms", get(review::list))
+        .route(
+            "/api/bureau/firms/{id}",
+            get(review::get).delete(decision::delete),
+        )
+        .route(
+            "/api/bureau/firms/{id}/verification",
+            post(decision::decide),
+        )
+        .route(
+            "/api/bureau/firms/{id}/evidence/{evidence_id}",
+            get(evidence::download),
+        )
         .with_state(state)
 }
 
@@ -51,6 +73,14 @@ pub fn router(state: AppState) -> Router {
     firms::change_password,
     firms::reset_password,
     firms::issue_reset,
+    evidence::upload,
+    evidence::list,
+    evidence::own,
+    evidence::download,
+    review::list,
+    review::get,
+    decision::decide,
+    decision::delete,
     staff::login,
     staff::logout,
     staff::change_password,

@@ -25,6 +25,8 @@ pub enum ErrorCode {
     NotFound,
     /// USCC or username exists.
     AlreadyRegistered,
+    /// The firm's registration has not been verified by the bureau.
+    NotVerified,
     /// The year's firm quota is full.
     QuotaExhausted,
     /// Nothing left under the firm's annual cap.
@@ -74,6 +76,7 @@ impl ErrorCode {
             }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::AlreadyRegistered
+            | ErrorCode::NotVerified
             | ErrorCode::QuotaExhausted
             | ErrorCode::FirmCapReached
             | ErrorCode::VoucherNotActive
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::SeparationOfDuties => "separation_of_duties",
             ErrorCode::NotFound => "not_found",
             ErrorCode::AlreadyRegistered => "already_registered",
+            ErrorCode::NotVerified => "not_verified",
             ErrorCode::QuotaExhausted => "quota_exhausted",
             ErrorCode::FirmCapReached => "firm_cap_reached",
             ErrorCode::VoucherNotActive => "voucher_not_active",
@@ -138,6 +142,7 @@ impl ErrorCode {
             ErrorCode::SeparationOfDuties => "Separation of duties",
             ErrorCode::NotFound => "Not found",
             ErrorCode::AlreadyRegistered => "Already registered",
+            ErrorCode::NotVerified => "Registration not verified",
             ErrorCode::QuotaExhausted => "The year's firm quota is full",
             ErrorCode::FirmCapReached => "Nothing left under the firm's annual cap",
             ErrorCode::VoucherNotActive => "Voucher not active",
@@ -402,6 +407,7 @@ mod tests {
             ("separation_of_duties", 403),
             ("not_found", 404),
             ("already_registered", 409),
+            ("not_verified", 409),
             ("quota_exhausted", 409),
             ("firm_cap_reached", 409),
             ("voucher_not_active", 409),

@@ -12,7 +12,7 @@ use axum::Router;
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::json::{too_large, Json, MAX_BODY_BYTES};
+use crate::json::{body_limit, too_large_for, Json};
 use crate::state::AppState;
 
 /// `/healthz`, `/readyz`, `/metrics`.
@@ -142,6 +142,9 @@ pub async fn request_deadline(req: Request, next: Next) -> Response {
         || path.starts_with("/api/bureau/statements")
     {
         LONG_REQUEST_TIMEOUT
+    } else if path == crate::json::EVIDENCE_PATH {
+        // The body alone may take EVIDENCE_READ_TIMEOUT to arrive from a phone.
+        crate::json::EVIDENCE_READ_TIMEOUT + REQUEST_TIMEOUT
     } else {
         REQUEST_TIMEOUT
     };
@@ -155,16 +158,17 @@ pub async fn request_deadline(req: Request, next: Next) -> Response {
     }
 }
 
-/// Refuses a declared body over 64 KiB before anything reads it (the extractors also stop an
-/// undeclared one at the limit).
+/// Refuses a declared body over 64 KiB (5 MiB for an evidence file) before anything reads it
+/// (the extractors also stop an undeclared one at the limit).
 pub async fn limit_declared_body(req: Request, next: Next) -> Response {
+    let max = body_limit(req.uri().path());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return too_large().into_response();
+    if declared.is_some_and(|len| len > max as u64) {
+        return too_large_for(max).into_response();
     }
     next.run(req).await
 }

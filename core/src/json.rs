@@ -47,13 +47,42 @@ pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// Reads a whole body up to [`MAX_BODY_BYTES`] within [`BODY_READ_TIMEOUT`]; shared by the JSON
 /// and CSV extractors.
 pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    let read = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES);
-    let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, read).await else {
+    read_body_within(req, MAX_BODY_BYTES, BODY_READ_TIMEOUT).await
+}
+
+/// The one endpoint whose body may pass 64 KiB: a firm's evidence file (API.md, at most 5 MiB).
+pub const EVIDENCE_PATH: &str = "/api/portal/evidence";
+
+/// The largest evidence file (API.md: "at most 5 MiB").
+pub const MAX_EVIDENCE_BYTES: usize = 5 * 1024 * 1024;
+
+/// How long an evidence file may take to arrive: 5 MiB from a phone on a slow uplink.
+pub const EVIDENCE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The largest body `path` accepts: [`MAX_EVIDENCE_BYTES`] for the evidence upload,
+/// [`MAX_BODY_BYTES`] for everything else.
+pub fn body_limit(path: &str) -> usize {
+    if path == EVIDENCE_PATH {
+        MAX_EVIDENCE_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
+/// Reads a whole body up to `max` bytes within `timeout`: 413 `payload_too_large` past it, 400
+/// when it does not arrive in time.
+pub async fn read_body_within(
+    req: Request,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    let read = axum::body::to_bytes(req.into_body(), max);
+    let Ok(read) = tokio::time::timeout(timeout, read).await else {
         return Err(ApiError::new(
             ErrorCode::MalformedRequest,
             format!(
                 "the request body did not arrive within {} s",
-                BODY_READ_TIMEOUT.as_secs()
+                timeout.as_secs()
             ),
         ));
     };
@@ -62,7 +91,7 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
         while let Some(e) = source {
             if e.is::<http_body_util::LengthLimitError>() {
-                return too_large();
+                return too_large_for(max);
             }
             source = e.source();
         }
@@ -75,9 +104,14 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
 
 /// `payload_too_large` with the limit in the detail.
 pub fn too_large() -> ApiError {
+    too_large_for(MAX_BODY_BYTES)
+}
+
+/// `payload_too_large` naming the limit `max` that was passed.
+pub fn too_large_for(max: usize) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
-        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        format!("request bodies are limited to {max} bytes here"),
     )
 }
 

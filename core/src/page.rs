@@ -151,6 +151,16 @@ impl<S: Send + Sync, K: Key> FromRequestParts<S> for Page<K> {
 }
 
 impl Page<(OffsetDateTime, Uuid)> {
+    /// The first page of the longest size, for a list a response embeds whole (a firm's at most
+    /// ten files in its detail).
+    pub fn everything() -> Self {
+        Page {
+            limit: MAX_LIMIT,
+            after: None,
+            uri: Uri::from_static("/"),
+        }
+    }
+
     /// The `(created_at, id)` to start after: the cursor's, or before every row.
     pub fn after_or_start(&self) -> (OffsetDateTime, Uuid) {
         self.after.unwrap_or(EARLIEST)

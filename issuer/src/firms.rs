@@ -27,6 +27,10 @@ pub struct Me {
     pub contact_name: String,
     /// Whether the firm may claim.
     pub eligible: bool,
+    /// `pending`, `verified` or `rejected`: only a verified firm can claim.
+    pub verification: String,
+    /// Why the bureau rejected the registration (for `rejected`).
+    pub verification_reason: Option<String>,
     /// The current program year.
     pub year: i32,
     /// Face value granted this year (vouchers not cancelled, lapsed or expired).
@@ -49,6 +53,7 @@ pub async fn me(State(state): State<AppState>, session: FirmSession) -> Result<J
     programs::ensure(&state, year).await?;
     let row = sqlx::query!(
         r#"select f.id, f.uscc, f.name, f.industry_code, f.district, f.contact_name, f.eligible,
+                  f.verification, f.verification_reason,
                   p.cap_per_firm, p.firm_quota, p.firms_admitted,
                   fy.granted as "granted?", fy.redeemed as "redeemed?", fy.admitted as "admitted?",
                   fy.cap as "cap?"
@@ -73,6 +78,8 @@ pub async fn me(State(state): State<AppState>, session: FirmSession) -> Result<J
         district: row.district,
         contact_name: row.contact_name,
         eligible: row.eligible,
+        verification: row.verification,
+        verification_reason: row.verification_reason,
         year,
         granted,
         redeemed: money(row.redeemed.unwrap_or_default())?,

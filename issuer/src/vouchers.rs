@@ -91,6 +91,10 @@ pub struct Voucher {
 /// Why a claim (or quote) is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
+    /// The firm's registration is not verified (pending or rejected): checked before anything
+    /// else, so invented firms learn nothing of eligibility, cap or quota and take no slot.
+    #[error("this firm's registration has not been verified by the bureau yet: upload the business licence and wait for the review")]
+    NotVerified,
     /// The firm is not eligible.
     #[error("this firm is not eligible: only manufacturers (GB/T 4754 section C) registered in 宝安区 may claim")]
     NotEligible,
@@ -124,6 +128,7 @@ impl From<ClaimError> for ApiError {
     fn from(err: ClaimError) -> Self {
         let detail = err.to_string();
         match err {
+            ClaimError::NotVerified => ApiError::new(ErrorCode::NotVerified, detail),
             ClaimError::NotEligible => ApiError::new(ErrorCode::NotEligible, detail),
             ClaimError::QuotaExhausted(_) => ApiError::new(ErrorCode::QuotaExhausted, detail),
             ClaimError::CapReached(_) => ApiError::new(ErrorCode::FirmCapReached, detail),
@@ -156,13 +161,21 @@ async fn decide(
     year: i32,
     lock: bool,
 ) -> Result<Decision, ClaimError> {
+    // Verification first (API.md): before the fee, eligibility, cap and quota. Verification is
+    // final, and the voucher insert's trigger (`vouchers_firm_verified`) checks it again.
+    let firm = sqlx::query!(
+        r#"select uscc, eligible, verification from firms where id = $1"#,
+        firm_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(ClaimError::UnknownFirm)?;
+    if firm.verification != "verified" {
+        return Err(ClaimError::NotVerified);
+    }
     if request.annual_fee.is_zero() {
         return Err(ApiError::validation("annual_fee", "must be greater than zero").into());
     }
-    let firm = sqlx::query!(r#"select uscc, eligible from firms where id = $1"#, firm_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ClaimError::UnknownFirm)?;
     if !firm.eligible {
         return Err(ClaimError::NotEligible);
     }
@@ -249,7 +262,7 @@ async fn decide(
 #[utoipa::path(post, path = "/api/portal/vouchers/quote", tag = "portal", request_body = ClaimRequest,
     security(("bearer" = [])),
     responses((status = 200, body = Quote),
-        (status = 409, body = voucher_core::error::Problem, description = "`quota_exhausted`, `firm_cap_reached`"),
+        (status = 409, body = voucher_core::error::Problem, description = "`not_verified` (checked first), `quota_exhausted`, `firm_cap_reached`"),
         (status = 422, body = voucher_core::error::Problem, description = "`not_eligible`, `validation_failed`")))]
 pub async fn quote(
     State(state): State<AppState>,
@@ -283,7 +296,7 @@ fn voucher_dates(program: &Program, issued_at: OffsetDateTime) -> (OffsetDateTim
 #[utoipa::path(post, path = "/api/portal/vouchers", tag = "portal", request_body = ClaimRequest,
     security(("bearer" = [])),
     responses((status = 201, body = Voucher),
-        (status = 409, body = voucher_core::error::Problem, description = "`quota_exhausted`, `firm_cap_reached`"),
+        (status = 409, body = voucher_core::error::Problem, description = "`not_verified` (checked first), `quota_exhausted`, `firm_cap_reached`"),
         (status = 422, body = voucher_core::error::Problem, description = "`not_eligible`, `validation_failed`")))]
 pub async fn claim(
     State(state): State<AppState>,
@@ -350,7 +363,14 @@ async fn claim_in_tx(
             expires_at
         )
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| {
+            if is_constraint(&e, "vouchers_firm_verified") {
+                ClaimError::NotVerified
+            } else {
+                e.into()
+            }
+        })?;
         if row.is_some() {
             inserted = true;
             break;

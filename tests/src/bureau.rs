@@ -242,8 +242,9 @@ async fn every_change_and_login_is_audited_and_the_chain_verifies(pool: PgPool) 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]
 async fn an_edited_or_deleted_audit_row_is_named_by_verify(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
+    // Four registrations: one audit entry each (verifying would add more).
     for n in 0..4 {
-        app.firm(400 + n, true).await;
+        app.pending_firm(400 + n, true).await;
     }
     seal_until(&pool, 4).await;
     assert!(audit::verify(&pool).await.unwrap().ok);

@@ -19,6 +19,8 @@ mod daily;
 #[cfg(test)]
 mod edges;
 #[cfg(test)]
+mod evidence;
+#[cfg(test)]
 mod foundation;
 #[cfg(test)]
 mod invariants;
@@ -40,3 +42,5 @@ mod rules_api;
 mod settlement;
 #[cfg(test)]
 mod tokens;
+#[cfg(test)]
+mod verification;

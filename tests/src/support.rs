@@ -87,8 +87,26 @@ impl TestApp {
         p.id
     }
 
-    /// A firm registered through the portal; returns its id and a session token.
+    /// A firm registered through the portal and verified by the bureau the way a real one is:
+    /// its licence uploaded through the portal, a reviewer's approval through the console's
+    /// endpoint. Returns its id, a session token and its USCC.
     pub async fn firm(&self, n: u32, eligible: bool) -> (Uuid, String, Uscc) {
+        let (id, token, uscc) = self.pending_firm(n, eligible).await;
+        self.upload_licence(&token).await;
+        let reply = self
+            .call(
+                "POST",
+                &format!("/api/bureau/firms/{id}/verification"),
+                Some(&self.reviewer().await),
+                Some(json!({"decision": "verified"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        (id, token, uscc)
+    }
+
+    /// A firm registered through the portal and left `pending` (nothing uploaded yet).
+    pub async fn pending_firm(&self, n: u32, eligible: bool) -> (Uuid, String, Uscc) {
         let uscc = test_uscc(n);
         let reply = self
             .call(
@@ -104,13 +122,79 @@ impl TestApp {
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        assert_eq!(
+            reply.json()["verification"],
+            "pending",
+            "a registration starts pending"
+        );
         let id: Uuid = reply.json()["id"].as_str().unwrap().parse().unwrap();
         let token = auth::firm_session(&self.state, id).await.unwrap().token;
         (id, token, uscc)
     }
 
-    /// Many eligible firms inserted in one statement (no password work), with sessions.
+    /// Uploads a file as the firm whose session is `token`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        kind: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Reply {
+        let mut r = raw(
+            "POST",
+            &format!("/api/portal/evidence?kind={kind}"),
+            content_type,
+            bytes,
+        );
+        r.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        self.send(r).await
+    }
+
+    /// Uploads the demo licence image as the firm's `business_license`.
+    pub async fn upload_licence(&self, token: &str) {
+        let reply = self
+            .upload(
+                token,
+                "business_license",
+                "image/png",
+                voucherd::demo::licence_png().unwrap(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
+
+    /// A session of the tests' reviewer (`test-reviewer`), whose account is made at first use.
+    pub async fn reviewer(&self) -> String {
+        let existing: Option<Uuid> =
+            sqlx::query_scalar("select id from staff where username = 'test-reviewer'")
+                .fetch_optional(&self.state.db)
+                .await
+                .unwrap();
+        let id = match existing {
+            Some(id) => id,
+            None => self.account("test-reviewer", Role::Reviewer).await,
+        };
+        auth::staff_session(&self.state, id, "test-reviewer", Role::Reviewer)
+            .await
+            .unwrap()
+            .token
+    }
+
+    /// Many eligible firms inserted in one statement (no password work), with sessions, marked
+    /// `verified` straight in SQL as if a reviewer had approved each.
     pub async fn firms_in_bulk(&self, count: u32, offset: u32) -> Vec<(Uuid, String)> {
+        self.firms_in_bulk_as(count, offset, "verified").await
+    }
+
+    /// Many eligible firms in one statement, in `verification` state (`pending`, `verified`),
+    /// with sessions.
+    pub async fn firms_in_bulk_as(
+        &self,
+        count: u32,
+        offset: u32,
+        verification: &str,
+    ) -> Vec<(Uuid, String)> {
         let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
         let usccs: Vec<String> = (0..count)
             .map(|i| test_uscc(offset + i).to_string())
@@ -119,13 +203,17 @@ impl TestApp {
             .map(|i| format!("批量企业{}", offset + i))
             .collect();
         sqlx::query(
-            r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
-               select id, uscc, name, 'C3911', '宝安区', '张三', '13800000000', 'x', true
+            r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone,
+                                  password_hash, eligible, verification, reviewed_by, reviewed_at)
+               select id, uscc, name, 'C3911', '宝安区', '张三', '13800000000', 'x', true, $4,
+                      case when $4 = 'pending' then null else 'test-bulk' end,
+                      case when $4 = 'pending' then null else now() end
                from unnest($1::uuid[], $2::text[], $3::text[]) as t(id, uscc, name)"#,
         )
         .bind(&ids)
         .bind(&usccs)
         .bind(&names)
+        .bind(verification)
         .execute(&self.state.db)
         .await
         .unwrap();
@@ -211,6 +299,12 @@ impl TestApp {
             .await
     }
 }
+
+/// The first bytes of a PNG (signature and header): enough for the type check.
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+
+/// A minimal PDF.
+pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
 
 /// The password `TestApp::staff` gives its accounts.
 pub const STAFF_PASSWORD: &str = "staff-password-1";

@@ -1,7 +1,7 @@
 // The bureau console: log in by role (admin and finance with a TOTP code; their first login
 // enrols the authenticator from a QR), activate a new account (#/activate), then pages switched
 // by the URL hash (#/dashboard, #/platforms, #/program, #/settlement, #/statements, #/audit,
-// #/rules, #/staff, #/account), each built into
+// #/rules, #/staff, #/account, #/firms and #/firms/<id>), each built into
 // <main id="content"> from the API's answers. What a role may not do is hidden or disabled;
 // the API's 403 sentence is still shown if it happens.
 'use strict';
@@ -27,6 +27,9 @@
     approvePay: ['finance'],
     manageStaff: ['admin'],
     recordAwards: ['reviewer'],
+    readFirms: ['reviewer', 'admin'],
+    verifyFirms: ['reviewer'],
+    resetFirmPassword: ['reviewer', 'admin'],
   };
 
   const STATEMENT_STATUS = {
@@ -54,6 +57,10 @@
     'api_key.revoke': '吊销 API 密钥',
     'award.record': '登记奖励',
     'firm.register': '企业注册',
+    'firm.evidence_upload': '企业上传审核材料',
+    'firm.evidence_view': '查看企业审核材料',
+    'firm.verification': '企业资质审核',
+    'firm.delete': '删除企业注册',
     'platform.register': '登记平台',
     'program.update': '修改年度参数',
     'redemption.create': '核销',
@@ -346,6 +353,7 @@
     awards: renderAwards,
     staff: renderStaff,
     account: renderAccount,
+    firms: renderFirms,
   };
 
   function route() {
@@ -361,6 +369,7 @@
       return;
     }
     $('nav-staff').hidden = !can('manageStaff');
+    $('nav-firms').hidden = !can('readFirms');
     $('who-name').textContent = session.name;
     $('who-role').textContent = ROLES[session.role];
     $('who-role').className = 'role-badge ' + session.role;
@@ -1765,6 +1774,249 @@
       card('新建账号', h('p', { className: 'small muted', text: '账号的密码由本人用激活码设置，管理员不知道也不代设。管理员和财务首次登录时绑定身份验证器。' }), form, once),
       card('全部账号', list));
     load();
+  }
+
+  // ---- Firms: the verification queue, search, a firm's files beside its declaration ------------
+
+  const VERIFICATION = {
+    pending: ['待审核', 'warn'],
+    verified: ['已通过', 'ok'],
+    rejected: ['未通过', 'bad'],
+  };
+  const EVIDENCE_KINDS = { business_license: '营业执照', authorization_letter: '授权委托书' };
+
+  // Blob URLs of the firm page's images, revoked when the page is built again.
+  let firmBlobUrls = [];
+
+  function verificationBadge(v) {
+    const [label, kind] = VERIFICATION[v] || [v, 'muted'];
+    return badge(label, kind);
+  }
+
+  function renderFirms(root) {
+    for (const url of firmBlobUrls) URL.revokeObjectURL(url);
+    firmBlobUrls = [];
+    if (!can('readFirms')) {
+      root.append(h('h1', { text: '企业审核' }), roleNote('只有审核员（及管理员查看）可以进入企业审核。'));
+      return;
+    }
+    const m = location.hash.match(/^#\/firms\/([0-9a-fA-F-]{36})$/);
+    if (m) renderFirm(root, m[1]);
+    else renderFirmList(root);
+  }
+
+  // A firm list with a "more" button that follows the Link header.
+  function firmList(path, empty) {
+    const box = h('div', { className: 'firm-list' }, h('p', { className: 'muted', text: '正在加载…' }));
+    const load = async (url, append) => {
+      const res = await api.request('GET', url, undefined, { raw: true });
+      const rows = await res.json();
+      const link = res.headers.get('Link');
+      const next = link && link.match(/<([^>]+)>;\s*rel="next"/);
+      const grid = table([
+        { label: '注册时间', cell: (f) => VC.dateTime(f.registered_at) },
+        { label: '企业名称', cell: (f) => h('a', { href: '#/firms/' + f.id, className: 'firm-link', text: f.name }) },
+        { label: '统一社会信用代码', cell: (f) => h('span', { className: 'mono', text: f.uscc }) },
+        { label: '行业 / 所在区', cell: (f) => f.industry_code + ' · ' + f.district },
+        { label: '审核状态', cell: (f) => verificationBadge(f.verification) },
+        { label: '', cell: (f) => h('a', { href: '#/firms/' + f.id, className: 'ghost small button-link', text: f.verification === 'pending' ? '审核' : '查看' }) },
+      ], rows, { empty: empty, rowProps: (f) => ({ dataset: { firmId: f.id, uscc: f.uscc } }) });
+      if (!append) clear(box);
+      box.append(grid);
+      if (next) {
+        const more = h('button', { type: 'button', className: 'ghost small', text: '加载更多' });
+        more.addEventListener('click', async () => {
+          more.remove();
+          await load(next[1], true);
+        });
+        box.append(more);
+      }
+    };
+    return { box, load: () => load(path, false) };
+  }
+
+  function renderFirmList(root) {
+    const msg = msgArea();
+    const queue = firmList('/api/bureau/firms?verification=pending&limit=50', '没有待审核的企业。');
+    const q = h('input', { id: 'firm-q', type: 'search', autocomplete: 'off', spellcheck: false, placeholder: '统一社会信用代码或企业名称' });
+    const state = h('select', { id: 'firm-state' },
+      h('option', { value: '', text: '全部状态' }),
+      Object.entries(VERIFICATION).map(([v, [label]]) => h('option', { value: v, text: label })));
+    const results = h('div', { id: 'firm-results' });
+    const form = h('form', { id: 'firm-search', className: 'inline-form' },
+      field('搜索', q), field('审核状态', state),
+      h('button', { type: 'submit', className: 'primary', text: '搜索' }));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      say(msg, '');
+      const params = new URLSearchParams({ limit: '50' });
+      if (q.value.trim()) params.set('q', q.value.trim());
+      if (state.value) params.set('verification', state.value);
+      const found = firmList('/api/bureau/firms?' + params, '没有找到符合条件的企业。');
+      clear(results).append(found.box);
+      try {
+        await busy(form.querySelector('button'), '搜索中…', found.load);
+      } catch (err) {
+        clear(found.box);
+        say(msg, errorText(err), 'error');
+      }
+    });
+    root.append(h('h1', { text: '企业审核' }), msg,
+      card('待审核队列（先注册的在前）',
+        h('p', { className: 'small muted', text: '逐一核对营业执照与注册信息：企业名称、统一社会信用代码、行业和注册地。通过后企业才能申领消费券；冒用他人代码的注册可以删除，让真正的企业注册。' }),
+        queue.box),
+      card('查找企业', form, results));
+    queue.load().catch((err) => {
+      clear(queue.box);
+      say(msg, errorText(err), 'error');
+    });
+  }
+
+  async function renderFirm(root, id) {
+    const msg = msgArea();
+    const once = h('div', { id: 'firm-code-box' });
+    const loading = h('p', { className: 'muted', text: '正在加载企业资料…' });
+    root.append(h('a', { href: '#/firms', className: 'back', text: '‹ 返回企业审核' }), msg, loading);
+    let firm;
+    try {
+      firm = await api.get('/api/bureau/firms/' + id);
+    } catch (err) {
+      say(msg, errorText(err), 'error');
+      return;
+    } finally {
+      loading.remove();
+    }
+    const files = h('div', { className: 'evidence-files', id: 'evidence-files' });
+    if (!firm.evidence.length) files.append(h('p', { className: 'muted', text: '企业还没有上传材料。' }));
+    for (const f of firm.evidence) {
+      const title = (EVIDENCE_KINDS[f.kind] || f.kind) + ' · ' + VC.dateTime(f.uploaded_at);
+      const path = '/api/bureau/firms/' + firm.id + '/evidence/' + f.id;
+      const figure = h('figure', { className: 'evidence', dataset: { evidenceId: f.id } },
+        h('figcaption', { text: title }));
+      files.append(figure);
+      if (f.content_type.startsWith('image/')) {
+        // Fetched with the token and shown from a blob: URL; the server serves it only as an
+        // attachment, never inline.
+        const img = h('img', { alt: title, className: 'evidence-img' });
+        figure.insertBefore(img, figure.firstChild);
+        api.blob(path, f.content_type).then((blob) => {
+          const url = URL.createObjectURL(blob);
+          firmBlobUrls.push(url);
+          img.src = url;
+        }).catch((err) => figure.append(h('p', { className: 'msg error', text: errorText(err) })));
+      } else {
+        figure.insertBefore(h('div', { className: 'evidence-pdf', text: 'PDF 文件' }), figure.firstChild);
+      }
+      figure.append(h('button', {
+        type: 'button', className: 'ghost small', text: '下载',
+        on: { click: async (e) => {
+          try {
+            const blob = await busy(e.currentTarget, '下载中…', () => api.blob(path, f.content_type));
+            VC.download(blob, f.kind + '-' + f.id + (f.content_type === 'application/pdf' ? '.pdf' : f.content_type === 'image/png' ? '.png' : '.jpg'));
+          } catch (err) {
+            say(msg, errorText(err), 'error');
+          }
+        } },
+      }));
+    }
+    const declared = h('dl', { className: 'kv', id: 'firm-declared' },
+      [['企业名称', firm.name], ['统一社会信用代码', firm.uscc], ['行业代码', firm.industry_code],
+        ['注册所在区', firm.district], ['符合申领条件', firm.eligible ? '是' : '否'],
+        ['联系人', firm.contact_name], ['联系电话', firm.contact_phone],
+        ['注册时间', VC.dateTime(firm.registered_at)],
+        ['审核状态', verificationBadge(firm.verification)],
+        firm.verification_reason ? ['未通过原因', firm.verification_reason] : null,
+        firm.reviewed_by ? ['审核人', firm.reviewed_by + ' · ' + VC.dateTime(firm.reviewed_at)] : null]
+        .filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', null, v)]));
+    const side = h('div', { className: 'firm-side' }, card('注册信息（企业填报）', declared));
+    if (firm.verification === 'pending' && can('verifyFirms')) side.append(decisionCard(firm, msg));
+    else if (firm.verification === 'pending') side.append(roleNote('只有审核员可以作出审核决定；您可以查看。'));
+    const tools = h('div', { className: 'actions-cell' });
+    if (can('resetFirmPassword')) {
+      tools.append(h('button', {
+        type: 'button', className: 'ghost small', id: 'firm-reset', text: '生成密码重置码',
+        on: { click: async (e) => {
+          const button = e.currentTarget;
+          if (!await confirmDialog('请先核实来电者确是「' + firm.name + '」的联系人。生成后旧的重置码作废。', '生成')) return;
+          try {
+            const r = await busy(button, '生成中…', () => api.post('/api/bureau/firms/' + firm.id + '/password-reset'));
+            clear(once).append(codeOnce(firm.name + ' 的密码重置码', r.code, r.expires_at, '请电话告知企业联系人，在门户的“忘记密码”中使用，只能用一次。'));
+          } catch (err) {
+            say(msg, errorText(err), 'error');
+          }
+        } },
+      }));
+    }
+    if (can('verifyFirms') && firm.verification !== 'verified' && !firm.vouchers.length) {
+      tools.append(h('button', {
+        type: 'button', className: 'danger-outline small', id: 'firm-delete', text: '删除该注册（冒用代码）',
+        on: { click: async (e) => {
+          const button = e.currentTarget;
+          if (!await confirmDialog('删除「' + firm.name + '」（' + firm.uscc + '）的注册？企业上传的材料和登录会一并删除，该统一社会信用代码可由真正的企业重新注册。不能恢复。', '删除')) return;
+          try {
+            await busy(button, '删除中…', () => api.del('/api/bureau/firms/' + firm.id));
+            location.hash = '#/firms';
+          } catch (err) {
+            say(msg, errorText(err, { invalid_transition: '已通过审核或已有消费券的企业不能删除。' }), 'error');
+          }
+        } },
+      }));
+    }
+    if (tools.childNodes.length) side.append(card('其他操作', tools, once));
+    const vouchers = table([
+      { label: '券码', cell: (v) => h('span', { className: 'mono', text: v.code }) },
+      { label: '年度', cell: (v) => v.year },
+      { label: '面额', cell: (v) => money(v.face_value), className: 'num' },
+      { label: '已核销', cell: (v) => money(v.redeemed), className: 'num' },
+      { label: '状态', cell: (v) => v.status },
+      { label: '申领时间', cell: (v) => VC.dateTime(v.issued_at) },
+    ], firm.vouchers, { empty: '没有消费券。' });
+    root.append(h('div', { className: 'page-head' }, h('h1', { text: firm.name }), verificationBadge(firm.verification)),
+      h('div', { className: 'firm-review' }, card('审核材料', files), side),
+      card('消费券', vouchers));
+  }
+
+  // Approve with the licence's industry code and district (prefilled from the declaration), or
+  // reject with a reason the firm sees.
+  function decisionCard(firm, msg) {
+    const code = h('input', { id: 'decide-industry', value: firm.industry_code, maxLength: 5, className: 'mono', autocomplete: 'off' });
+    const district = h('input', { id: 'decide-district', value: firm.district, autocomplete: 'off' });
+    const reason = h('textarea', { id: 'decide-reason', rows: 3, maxLength: 500, placeholder: '如：营业执照照片模糊，请重新拍摄；企业名称与执照不一致' });
+    const licensed = firm.evidence.some((f) => f.kind === 'business_license');
+    const approve = h('button', { type: 'button', className: 'primary', id: 'decide-approve', text: '审核通过', disabled: !licensed });
+    const reject = h('button', { type: 'button', className: 'danger', id: 'decide-reject', text: '不通过' });
+    const decide = async (button, body, done) => {
+      say(msg, '');
+      try {
+        await busy(button, '提交中…', () => api.post('/api/bureau/firms/' + firm.id + '/verification', body));
+        say(msg, done, 'success');
+        const root = $('content').firstChild;
+        clear(root);
+        await renderFirm(root, firm.id);
+        say(root.querySelector('.page-msg'), done, 'success');
+      } catch (err) {
+        say(msg, errorText(err, { invalid_transition: '企业还没有上传营业执照，或已被其他审核员处理，请刷新后查看。' }), 'error');
+      }
+    };
+    approve.addEventListener('click', () => decide(approve,
+      { decision: 'verified', industry_code: code.value.trim().toUpperCase(), district: district.value.trim() },
+      '已审核通过，企业现在可以申领消费券。'));
+    reject.addEventListener('click', () => {
+      if (!reason.value.trim()) {
+        say(msg, '请填写不通过的原因，企业会看到它并据此重新上传。', 'error');
+        reason.focus();
+        return;
+      }
+      decide(reject, { decision: 'rejected', reason: reason.value.trim() }, '已标记为不通过，企业会看到原因。');
+    });
+    return card('审核决定',
+      licensed ? null : h('p', { className: 'msg warn', text: '企业还没有上传营业执照，暂不能通过。' }),
+      h('p', { className: 'small muted', text: '按营业执照核定行业代码和注册地（已按企业填报预填）；是否符合申领条件将据此重新计算。' }),
+      h('div', { className: 'decide-grid' }, field('行业代码（按执照）', code), field('注册所在区（按执照）', district)),
+      approve,
+      h('hr'),
+      field('不通过原因（企业可见）', reason),
+      reject);
   }
 
   // ---- The caller's own account: password, authenticator ---------------------------------------

@@ -2,7 +2,11 @@
 // playwright-core. Run by ops/e2e against a server on a fresh database; the flows depend on
 // each other and run in order:
 //   1. the admin registers a platform in the console and reads its API key, shown once;
-//   2. on a phone-sized screen a firm registers, logs in, quotes, claims and sees its QR;
+//   2. on a phone-sized screen a firm registers, is told to upload its business licence, takes
+//      its photo, the reviewer sees it in the console's queue and approves it, and the firm
+//      logs in, quotes, claims and sees its QR;
+//   2b. a second firm's licence is rejected with a reason, which the portal shows; it uploads
+//      again and is pending again; registering its USCC again points to the bureau;
 //   3. the platform redeems the voucher through its API; the portal shows the new balance;
 //   4. the admin creates a finance colleague, who activates the account with the code and
 //      enrols an authenticator from the QR (the test computes TOTP codes from the secret);
@@ -66,6 +70,40 @@ function spoil(uscc) {
   const last = uscc[17];
   const other = USCC_CHARSET[(USCC_CHARSET.indexOf(last) + 1) % USCC_CHARSET.length];
   return uscc.slice(0, 17) + other;
+}
+
+// A small licence photo (48×32 PNG): what the phone's camera gives the file input.
+const LICENCE_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAADAAAAAgCAIAAADbtmxLAAAATElEQVR42mM4IqcyqBDDIHXQr28vBhyNOmjUQaMOGkgH5dELDFkHjaahUQeNOmiIlkOjUTbqoFEHUTeXjUbZqINGHTSoHTQ6+oETAQAbhynHH8nVHgAAAABJRU5ErkJggg==',
+  'base64');
+
+// The firm on `page` (home view, pending) uploads its licence photo.
+async function uploadLicence(page, shotName) {
+  await expectText(page.locator('#verify-status'), '审核中', 'pending status');
+  await expectText(page.locator('#verify-why'), '营业执照', 'what to upload and why');
+  assert(await page.locator('#claim-card').isHidden(), 'the claim form is hidden before verification');
+  const accept = await page.getAttribute('#evidence-file', 'accept');
+  assert(accept === 'image/*,application/pdf', `file input accepts "${accept}"`);
+  await page.selectOption('#evidence-kind', 'business_license');
+  await page.setInputFiles('#evidence-file', { name: 'licence.png', mimeType: 'image/png', buffer: LICENCE_PNG });
+  await page.click('#evidence-upload');
+  await expectText(page.locator('#evidence-list li'), '营业执照', 'uploaded file listed');
+  await noHorizontalOverflow(page);
+  if (shotName) await shot(page, shotName);
+}
+
+// The reviewer opens `uscc` from the console's verification queue and sees its licence image.
+async function openFromQueue(page, uscc) {
+  await page.goto(`${BASE_URL}/bureau#/firms`);
+  const row = page.locator('tr[data-uscc="' + uscc + '"]').first();
+  await row.waitFor({ state: 'visible' });
+  await row.locator('a.firm-link').click();
+  await page.locator('#evidence-files').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => {
+    const img = document.querySelector('#evidence-files img');
+    return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+  });
+  await expectText(page.locator('#firm-declared'), uscc, 'declared data beside the files');
 }
 
 function shanghaiMonth() {
@@ -265,7 +303,7 @@ test('the admin logs into the console and registers a platform; its API key is s
 
 // ---- 2. A firm registers, claims and sees its QR, on a phone ----------------------------------
 
-test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00, claims and sees the QR', async () => {
+test('on a 375 px phone a firm registers, uploads its licence photo, the reviewer approves it in the console, and the firm logs in, quotes 15000.00, claims and sees the QR', async () => {
   assert(shared.platformName, 'no platform from test 1');
   const page = await newPage(PHONE);
   shared.portal = page;
@@ -300,6 +338,21 @@ test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00
   await page.locator('#view-home').waitFor({ state: 'visible' });
   await expectText(page.locator('#eligibility'), '符合申领条件', 'eligibility');
   await expectText(page.locator('#cap-remaining'), '¥50,000.00', 'remaining cap');
+  await shot(page, '02-portal-verify-375');
+  await uploadLicence(page, '02-portal-uploaded-375');
+
+  // The reviewer finds it in the queue, compares, approves with the prefilled code and district.
+  const reviewer = await newPage(DESKTOP);
+  shared.reviewerPage = reviewer;
+  await consoleLogin(reviewer, REVIEWER, '审核员');
+  await openFromQueue(reviewer, uscc);
+  assert((await reviewer.inputValue('#decide-industry')) === 'C3911', 'industry code prefilled from the declaration');
+  assert((await reviewer.inputValue('#decide-district')) === '宝安区', 'district prefilled from the declaration');
+  await shot(reviewer, '02-console-firm-review');
+  await reviewer.click('#decide-approve');
+  await expectText(reviewer.locator('.page-msg'), '审核通过', 'approval confirmed');
+  await expectText(reviewer.locator('.page-head'), '已通过', 'verified badge');
+  noProblems(reviewer);
 
   // Log out and in again with the USCC and password.
   await page.click('#logout');
@@ -334,6 +387,8 @@ test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00
   await expectText(page.locator('#eligibility'), '✓ 符合申领条件', 'eligibility after login');
   await expectText(page.locator('#cap-remaining'), '¥50,000.00', 'remaining cap after login');
   await expectText(page.locator('#me-card'), '全区剩余 2,000 个名额', 'quota left');
+  assert(await page.locator('#verify-card').isHidden(), 'a verified firm needs no verification card');
+  await page.locator('#claim-card').waitFor({ state: 'visible' });
   await noHorizontalOverflow(page);
   await shot(page, '02-portal-home-375');
 
@@ -364,6 +419,78 @@ test('on a 375 px phone a firm registers, logs in, sees its cap, quotes 15000.00
   await noHorizontalOverflow(page);
   await shot(page, '02-portal-voucher-375');
   noProblems(page);
+});
+
+// ---- 2b. A rejection with its reason; upload again; a squatted USCC points to the bureau -------
+
+test('a rejected firm sees the reason in the portal, uploads again and is pending again; the reviewer deletes the squatting registration and the USCC registers again', async () => {
+  assert(shared.reviewerPage, 'no reviewer console (test 2 failed)');
+  const page = await newPage(PHONE);
+  const uscc = makeUscc();
+  const password = `firm-pass-${randomInt(100000, 999999)}`;
+  await page.goto(`${BASE_URL}/#/register`);
+  await page.fill('#reg-uscc', uscc);
+  await page.fill('#reg-name', `深圳市宝安模具制造有限公司${randomInt(100, 999)}`);
+  await page.fill('#reg-industry', 'C3525');
+  await page.selectOption('#reg-district', '宝安区');
+  await page.fill('#reg-contact', '陈静');
+  await page.fill('#reg-phone', '13900139000');
+  await page.fill('#reg-password', password);
+  await page.fill('#reg-password2', password);
+  await page.click('#register-form button[type=submit]');
+  await page.locator('#view-home').waitFor({ state: 'visible' });
+  await uploadLicence(page);
+
+  const reviewer = shared.reviewerPage;
+  await openFromQueue(reviewer, uscc);
+  const reason = '营业执照照片模糊，看不清企业名称，请重新拍摄';
+  await reviewer.click('#decide-reject');
+  await expectText(reviewer.locator('.page-msg'), '请填写不通过的原因', 'a reason is required');
+  await reviewer.fill('#decide-reason', reason);
+  await reviewer.click('#decide-reject');
+  await expectText(reviewer.locator('.page-head'), '未通过', 'rejected badge');
+  await shot(reviewer, '02b-console-rejected');
+
+  await page.reload();
+  await page.locator('#view-home').waitFor({ state: 'visible' });
+  await expectText(page.locator('#verify-status'), '未通过', 'rejected status in the portal');
+  await expectText(page.locator('#verify-reason'), reason, 'the reviewer\'s reason in the portal');
+  assert(await page.locator('#claim-card').isHidden(), 'no claim form for a rejected firm');
+  await noHorizontalOverflow(page);
+  await shot(page, '02b-portal-rejected-375');
+  await page.setInputFiles('#evidence-file', { name: 'licence-2.png', mimeType: 'image/png', buffer: LICENCE_PNG });
+  await page.click('#evidence-upload');
+  await expectText(page.locator('#verify-status'), '审核中', 'pending again after the new upload');
+  assert(await page.locator('#verify-reason').isHidden(), 'the old reason is gone');
+
+  // Someone registering this USCC again is told to call the bureau.
+  await page.click('#logout');
+  await page.locator('#view-login').waitFor({ state: 'visible' });
+  await page.goto(`${BASE_URL}/#/register`);
+  await page.fill('#reg-uscc', uscc);
+  await page.fill('#reg-name', '冒名企业');
+  await page.fill('#reg-industry', 'C3911');
+  await page.fill('#reg-contact', '某人');
+  await page.fill('#reg-phone', '13700137000');
+  await page.fill('#reg-password', password + 'x');
+  await page.fill('#reg-password2', password + 'x');
+  await page.click('#register-form button[type=submit]');
+  await expectText(page.locator('#register-form .form-error'), '请致电区工业和信息化局', 'already registered: call the bureau');
+  await shot(page, '02b-portal-already-registered-375');
+
+  // The bureau decides it was a squatter: the reviewer deletes the registration (confirmed),
+  // and the USCC registers again.
+  await openFromQueue(reviewer, uscc);
+  await reviewer.click('#firm-delete');
+  await reviewer.click('#confirm-yes');
+  await reviewer.waitForURL(/#\/firms$/);
+  await reviewer.locator('#firm-q').waitFor({ state: 'visible' });
+  assert(await reviewer.locator('tr[data-uscc="' + uscc + '"]').count() === 0, 'the deleted firm left the queue');
+  await page.click('#register-form button[type=submit]');
+  await page.locator('#view-home').waitFor({ state: 'visible' });
+  await expectText(page.locator('#verify-status'), '审核中', 'the real firm registered in its place');
+  noProblems(page);
+  noProblems(reviewer);
 });
 
 // ---- 3. The platform redeems; the portal shows the new balance --------------------------------

@@ -34,7 +34,7 @@
     unauthorized: '统一社会信用代码或密码不正确，请重新输入。',
   };
 
-  const state = { me: null, platforms: [], vouchers: [], quote: null, qrUrl: null, program: null, voucher: null };
+  const state = { me: null, platforms: [], vouchers: [], quote: null, qrUrl: null, program: null, voucher: null, evidence: [] };
 
   // A voucher that can still be shown at the till; the others are listed below it, as such.
   const usable = (v) => v.status === 'active';
@@ -365,16 +365,21 @@
         showUsccHint();
         eligibility();
         notice(firm.eligible
-          ? '注册成功，欢迎使用！贵企业符合申领条件，可以申领消费券。'
-          : '注册成功。贵企业目前不符合申领条件（仅限宝安区制造业企业），暂时不能申领。', firm.eligible ? 'success' : 'info');
+          ? '注册成功！请在下方上传营业执照，区工业和信息化局审核通过后即可申领消费券。'
+          : '注册成功。贵企业目前不符合申领条件（仅限宝安区制造业企业）；请上传营业执照，审核时将按执照核定。', firm.eligible ? 'success' : 'info');
         go('#/home');
       } catch (err) {
         formError(form, VC.errorText(err, {
-          already_registered: '该统一社会信用代码已经注册过了，请直接登录。',
+          already_registered: ALREADY_REGISTERED,
         }));
       }
     });
   }
+
+  // A USCC is public: someone else may have registered it. The bureau can remove a registration
+  // that is not the firm's, so the message sends the firm there rather than only to the login.
+  const ALREADY_REGISTERED = '该统一社会信用代码已经注册。如果是贵企业自己注册的，请直接登录；' +
+    '如果贵企业从未注册过，可能被他人冒用，请致电区工业和信息化局核实，核实后可删除冒用的注册。';
 
   // ---- Home ----------------------------------------------------------------------------------
 
@@ -386,17 +391,20 @@
     const form = $('claim-form');
     for (const el of form.elements) el.disabled = true;
     try {
-      const [me, platforms, vouchers, program] = await Promise.all([
+      const [me, platforms, vouchers, program, evidence] = await Promise.all([
         api.get('/api/portal/me'),
         api.get('/api/portal/platforms'),
         api.get('/api/portal/vouchers'),
         loadProgram(),
+        api.get('/api/portal/evidence'),
       ]);
       state.me = me;
       state.platforms = platforms;
       state.vouchers = vouchers;
       state.program = program;
+      state.evidence = evidence;
       renderMe();
+      renderVerification();
       renderClaim();
       renderVouchers();
     } catch (err) {
@@ -421,7 +429,8 @@
         : me.eligible && toFen(me.cap_remaining) <= 0
           ? h('p', { className: 'eligibility warn', id: 'eligibility', text: '本年度补贴额度已用完' })
           : me.eligible
-            ? h('p', { className: 'eligibility ok', id: 'eligibility', text: '✓ 符合申领条件' })
+            ? h('p', { className: 'eligibility ok', id: 'eligibility', text: me.verification === 'verified'
+              ? '✓ 符合申领条件' : '✓ 按填报信息符合申领条件，审核通过后可申领' })
             : h('p', { className: 'eligibility bad', id: 'eligibility' },
           '✗ 暂不符合申领条件',
           h('span', { className: 'small', text: '仅限注册在宝安区、行业代码为 C13–C43 的制造业企业。' })),
@@ -446,8 +455,11 @@
     const select = clear($('claim-platform'));
     select.append(h('option', { value: '', text: state.platforms.length ? '请选择平台' : '暂无可选平台' }));
     for (const p of state.platforms) select.append(h('option', { value: p.id, text: p.name }));
+    // Only a verified firm sees the claim form; the others see the verification card.
+    $('claim-card').hidden = me.verification !== 'verified';
     let blocked = '';
-    if (!me.eligible) blocked = VC.ERRORS.not_eligible;
+    if (me.verification !== 'verified') blocked = VC.ERRORS.not_verified;
+    else if (!me.eligible) blocked = VC.ERRORS.not_eligible;
     else if (toFen(me.cap_remaining) <= 0) blocked = VC.ERRORS.firm_cap_reached;
     else if (!me.admitted && me.quota_remaining <= 0) blocked = VC.ERRORS.quota_exhausted;
     for (const el of form.elements) el.disabled = !!blocked;
@@ -461,9 +473,12 @@
     if (state.vouchers.length) card.parentNode.insertBefore(card, $('claim-card'));
     else card.parentNode.appendChild(card);
     if (!state.vouchers.length) {
-      list.append(h('li', { className: 'empty', text: state.me && state.me.eligible
-        ? '还没有消费券。在上方选择平台、填写服务费即可申领。'
-        : '还没有消费券。' }));
+      const verified = state.me && state.me.verification === 'verified';
+      list.append(h('li', { className: 'empty', text: !verified
+        ? '还没有消费券。审核通过后即可申领。'
+        : state.me.eligible
+          ? '还没有消费券。在上方选择平台、填写服务费即可申领。'
+          : '还没有消费券。' }));
       return;
     }
     // Usable ones first; cancelled, lapsed, expired and used-up ones below, under their heading.
@@ -784,12 +799,130 @@
     }
   }
 
+  // ---- Verification: evidence upload and the bureau's answer -----------------------------------
+
+  const VERIFICATION = {
+    pending: ['审核中', 'pending'],
+    verified: ['已通过', 'ok'],
+    rejected: ['未通过', 'bad'],
+  };
+
+  const EVIDENCE_KINDS = { business_license: '营业执照', authorization_letter: '授权委托书' };
+  const EVIDENCE_TYPES = ['image/jpeg', 'image/png', 'application/pdf'];
+  const MAX_EVIDENCE = 5 * 1024 * 1024;
+
+  function fileSize(bytes) {
+    return bytes >= 1024 * 1024 ? (bytes / 1024 / 1024).toFixed(1) + ' MB' : Math.max(1, Math.round(bytes / 1024)) + ' KB';
+  }
+
+  // A reviewer's reason as a sentence: ends with 。 unless it already ends with a stop.
+  function sentence(text) {
+    return /[。．.！!？?]$/.test(text) ? text : text + '。';
+  }
+
+  function renderVerification() {
+    const me = state.me;
+    const card = $('verify-card');
+    const [label, kind] = VERIFICATION[me.verification] || [me.verification, 'muted'];
+    const status = $('verify-status');
+    status.textContent = label;
+    status.className = 'badge ' + kind;
+    const verified = me.verification === 'verified';
+    card.classList.toggle('done', verified);
+    // A firm that is not verified yet sees this first, above its standing: it is what to do
+    // next. A verified firm needs no more of it.
+    card.hidden = verified;
+    if (!verified) card.parentNode.insertBefore(card, $('me-card'));
+    const reason = $('verify-reason');
+    reason.hidden = me.verification !== 'rejected';
+    reason.textContent = me.verification === 'rejected'
+      ? '审核未通过：' + sentence(me.verification_reason || '请重新上传清晰、完整的材料') + '请按要求重新上传，上传后将重新进入审核。'
+      : '';
+    const list = clear($('evidence-list'));
+    const files = state.evidence || [];
+    if (!files.length) {
+      list.append(h('li', { className: 'muted', text: '还没有上传文件。' }));
+    }
+    for (const f of files) {
+      list.append(h('li', null,
+        h('span', { text: (EVIDENCE_KINDS[f.kind] || f.kind) + ' · ' + (f.content_type === 'application/pdf' ? 'PDF' : '图片') }),
+        h('span', { className: 'muted', text: fileSize(f.size) + ' · ' + VC.dateTime(f.uploaded_at) })));
+    }
+    if (me.verification === 'pending' && files.some((f) => f.kind === 'business_license')) {
+      $('verify-why').querySelector('p').textContent = '材料已提交，区工业和信息化局正在审核，通过后即可申领消费券。如需补充材料，可继续上传。';
+    }
+  }
+
+  // A phone photo can be larger than 5 MB, or HEIC: redraw it as a JPEG of at most 2,400 px on
+  // its long side. Anything that cannot be drawn is returned as it is (the server decides).
+  async function shrinkPhoto(file) {
+    const fits = EVIDENCE_TYPES.includes(file.type) && file.size <= MAX_EVIDENCE;
+    if (fits || !file.type.startsWith('image/') || !window.createImageBitmap) return file;
+    try {
+      const bitmap = await createImageBitmap(file);
+      const scale = Math.min(1, 2400 / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement('canvas');
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
+      return blob || file;
+    } catch (e) {
+      return file;
+    }
+  }
+
+  function setupEvidence() {
+    const form = $('evidence-form');
+    const input = $('evidence-file');
+    input.addEventListener('change', () => {
+      const f = input.files[0];
+      $('evidence-file-name').textContent = f ? f.name + '（' + fileSize(f.size) + '）' : '拍照或选择文件';
+      formError(form, '');
+    });
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const picked = input.files[0];
+      if (!picked) {
+        formError(form, '请先拍照或选择要上传的文件。');
+        return;
+      }
+      const button = $('evidence-upload');
+      try {
+        await busy(button, '正在上传…', async () => {
+          const file = await shrinkPhoto(picked);
+          if (!EVIDENCE_TYPES.includes(file.type)) {
+            throw new Error('type');
+          }
+          if (file.size > MAX_EVIDENCE) throw new Error('size');
+          const kind = $('evidence-kind').value;
+          await api.upload('/api/portal/evidence?kind=' + encodeURIComponent(kind), file);
+        });
+        input.value = '';
+        $('evidence-file-name').textContent = '拍照或选择文件';
+        formError(form, '');
+        notice('上传成功，请等待区工业和信息化局审核。', 'success');
+        await showHome();
+      } catch (err) {
+        const local = { type: '只支持 JPG、PNG 照片或 PDF 文件，请重新选择。', size: '文件超过 5 MB，请压缩后或改用照片上传。' };
+        formError(form, local[err.message] || VC.errorText(err, {
+          payload_too_large: local.size,
+          validation_failed: '文件类型不对：只支持 JPG、PNG 照片或 PDF 文件，且文件内容须与类型一致。',
+          invalid_transition: state.me && state.me.verification === 'verified'
+            ? '贵企业已通过审核，无需再上传材料。'
+            : '最多只能上传 10 个文件。如需重新提交，请致电区工业和信息化局。',
+        }));
+      }
+    });
+  }
+
   // ---- Start ---------------------------------------------------------------------------------
 
   setupLogin();
   setupRegister();
   setupPassword();
   setupClaim();
+  setupEvidence();
   $('qr-close').addEventListener('click', closeFullQr);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('qr-full').hidden) closeFullQr(); });
   window.addEventListener('hashchange', () => { closeFullQr(); route(); });

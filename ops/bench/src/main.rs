@@ -261,8 +261,10 @@ async fn load(n: u32, out: PathBuf) -> anyhow::Result<()> {
         kids.push(kid);
     }
     sqlx::query(
-        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
-           select id, uscc, 'bench firm', 'C3911', '宝安区', 'bench', '13800000000', 'x', true
+        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash,
+                              eligible, verification, reviewed_by, reviewed_at)
+           select id, uscc, 'bench firm', 'C3911', '宝安区', 'bench', '13800000000', 'x', true,
+                  'verified', 'bench', now()
            from unnest($1::uuid[], $2::text[]) as t(id, uscc)"#,
     )
     .bind(&firm_ids)
@@ -313,7 +315,8 @@ async fn load(n: u32, out: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Inserts `count` eligible firms named `name` straight into the database (USCCs
+/// Inserts `count` eligible, verified firms (as if a reviewer had approved each) named `name`
+/// straight into the database (USCCs
 /// `91440306` + `prefix` + a six-digit number from `first`), and signs each a session as a row
 /// with the running server's key directory (DATABASE_URL, REDIS_URL, VOUCHER_KEY_DIR): the
 /// sessions, in firm order.
@@ -338,8 +341,10 @@ pub(crate) async fn firms_with_sessions(
         })
         .collect::<Result<_, _>>()?;
     sqlx::query(
-        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash, eligible)
-           select id, uscc, $3, 'C3911', '宝安区', 'bench', '13800000000', 'x', true
+        r#"insert into firms (id, uscc, name, industry_code, district, contact_name, contact_phone, password_hash,
+                              eligible, verification, reviewed_by, reviewed_at)
+           select id, uscc, $3, 'C3911', '宝安区', 'bench', '13800000000', 'x', true,
+                  'verified', 'bench', now()
            from unnest($1::uuid[], $2::text[]) as t(id, uscc)"#,
     )
     .bind(&ids)
@@ -426,6 +431,7 @@ async fn storm_run(addr: String, firms: u32, clients: usize) -> anyhow::Result<(
     let platform = first_platform().await?.to_string();
     let registered_at = Instant::now();
     let registration = storm::register(&addr, firms, clients.min(64)).await?;
+    storm::verify_registered().await?;
     let registration_seconds = registered_at.elapsed().as_secs_f64();
     let argon2 = storm::argon2_seconds();
     let queue = Arc::new(std::sync::atomic::AtomicU32::new(0));
@@ -593,6 +599,8 @@ async fn abuse_run(
         reg == 201 || reg == 409,
         "the normal firm's registration answered {reg}"
     );
+    // Only a verified firm claims: the reviewer has approved it (not part of what is measured).
+    storm::verify_registered().await?;
     // Phase 1: failed logins from ever-new addresses, sent as fast as answers come back.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
