@@ -91,6 +91,7 @@ pub struct Evidence {
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `business_license` or `authorization_letter`.
+    #[param(inline)]
     pub kind: EvidenceKind,
 }
 

@@ -18,9 +18,11 @@ use crate::evidence::{self, Evidence};
 /// Who may read firms: reviewers, and admins for reading.
 const READERS: &[Role] = &[Role::Reviewer, Role::Admin];
 
-/// A firm's verification state.
+/// A firm's verification state. (Named `VerificationState` in the OpenAPI document: the audit
+/// log's `Verification` is another schema.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = VerificationState)]
 pub enum Verification {
     /// Registered, waiting for the reviewer (or for its evidence).
     Pending,

@@ -54,7 +54,7 @@ def run(what, argv, env=None, quiet=False):
 
 def main():
     platform_id, platform_key = demo(r"^  platform .*: id ([0-9a-f-]{36}), API key (\S+)$")
-    firm_uscc, firm_password = demo(r"^  firm .*: USCC ([0-9A-Z]{18}), password (\S+)$")
+    firm_uscc, firm_password = demo(r"^  firm .*: USCC ([0-9A-Z]{18}), password (\S+) \(verified\)$")
     reviewer_user, reviewer_pass = demo(r"^  bureau reviewer: (\S+) / (\S+)$")
     firm = login("/api/portal/sessions", {"uscc": firm_uscc, "password": firm_password})
     reviewer = login("/api/bureau/sessions", {"username": reviewer_user, "password": reviewer_pass})
