@@ -8,7 +8,7 @@ use qrcode::{EcLevel, QrCode};
 use uuid::Uuid;
 use voucher_core::auth::FirmSession;
 use voucher_core::extract::Path;
-use voucher_core::{ApiError, AppState};
+use voucher_core::{ApiError, AppState, ErrorCode};
 
 use crate::vouchers;
 
@@ -76,17 +76,37 @@ fn image(content_type: &'static str, body: impl IntoResponse) -> Response {
         .into_response()
 }
 
+/// Only a voucher that can be redeemed now has a QR code to show: a cancelled, lapsed, expired
+/// or used-up one has none (its token would still carry a valid signature).
+fn showable(voucher: vouchers::Voucher) -> Result<vouchers::Voucher, ApiError> {
+    match voucher.status.as_str() {
+        "active" => Ok(voucher),
+        "exhausted" => Err(ApiError::new(
+            ErrorCode::VoucherExhausted,
+            "this voucher has no balance left; it has no QR code to show",
+        )),
+        _ => Err(ApiError::new(
+            ErrorCode::VoucherNotActive,
+            format!(
+                "this voucher is {}; it has no QR code to show",
+                voucher.status
+            ),
+        )),
+    }
+}
+
 /// The voucher's QR code as SVG.
 #[utoipa::path(get, path = "/api/portal/vouchers/{id}/qr.svg", tag = "portal", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, content_type = "image/svg+xml", body = String),
-        (status = 404, body = voucher_core::error::Problem)))]
+        (status = 404, body = voucher_core::error::Problem),
+        (status = 409, body = voucher_core::error::Problem, description = "`voucher_not_active`, `voucher_exhausted`: nothing to show at the till")))]
 pub async fn qr_svg(
     State(state): State<AppState>,
     session: FirmSession,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let voucher = vouchers::fetch(&state, session.firm_id, id).await?;
+    let voucher = showable(vouchers::fetch(&state, session.firm_id, id).await?)?;
     Ok(image("image/svg+xml", svg_of(&voucher.token)?))
 }
 
@@ -94,12 +114,13 @@ pub async fn qr_svg(
 #[utoipa::path(get, path = "/api/portal/vouchers/{id}/qr.png", tag = "portal", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, content_type = "image/png", body = Vec<u8>),
-        (status = 404, body = voucher_core::error::Problem)))]
+        (status = 404, body = voucher_core::error::Problem),
+        (status = 409, body = voucher_core::error::Problem, description = "`voucher_not_active`, `voucher_exhausted`: nothing to show at the till")))]
 pub async fn qr_png(
     State(state): State<AppState>,
     session: FirmSession,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let voucher = vouchers::fetch(&state, session.firm_id, id).await?;
+    let voucher = showable(vouchers::fetch(&state, session.firm_id, id).await?)?;
     Ok(image("image/png", png_of(&voucher.token)?))
 }

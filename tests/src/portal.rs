@@ -304,6 +304,26 @@ async fn vouchers_are_visible_only_to_their_firm_with_qr_codes(pool: PgPool) {
         )
         .await;
     png_other.assert_problem(404, "not_found");
+    // A cancelled voucher has nothing to show at the till: no QR code.
+    let cancel = app
+        .call(
+            "POST",
+            &format!("/api/portal/vouchers/{id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text());
+    for image in ["qr.svg", "qr.png"] {
+        app.call(
+            "GET",
+            &format!("/api/portal/vouchers/{id}/{image}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .assert_problem(409, "voucher_not_active");
+    }
 }
 
 #[sqlx::test(migrator = "voucher_core::db::MIGRATOR")]

@@ -439,7 +439,9 @@ async fn postgres_refuses_a_voucher_for_a_firm_that_is_not_verified(pool: PgPool
 }
 
 #[sqlx::test(migrations = false)]
-async fn migration_0009_keeps_firms_that_hold_vouchers_verified_and_the_rest_pending(pool: PgPool) {
+async fn firms_from_before_verification_are_pending_their_vouchers_kept_and_verification_is_final(
+    pool: PgPool,
+) {
     for m in voucher_core::db::MIGRATOR.iter().filter(|m| m.version < 9) {
         sqlx::raw_sql(&m.sql).execute(&pool).await.unwrap();
     }
@@ -479,4 +481,47 @@ async fn migration_0009_keeps_firms_that_hold_vouchers_verified_and_the_rest_pen
             ("registered only".to_owned(), "pending".to_owned())
         ]
     );
+    // 0010: nobody reviewed the firm that held a voucher (it could be a squatter that claimed a
+    // cent): it waits in the queue like the other, and keeps the voucher it holds.
+    let m10 = voucher_core::db::MIGRATOR
+        .iter()
+        .find(|m| m.version == 10)
+        .unwrap();
+    sqlx::raw_sql(&m10.sql).execute(&pool).await.unwrap();
+    let states: Vec<(String, String)> =
+        sqlx::query_as("select name, verification from firms order by id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [
+            ("holds a voucher".to_owned(), "pending".to_owned()),
+            ("registered only".to_owned(), "pending".to_owned())
+        ]
+    );
+    let vouchers: i64 = sqlx::query_scalar("select count(*) from vouchers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(vouchers, 1);
+    // Once a reviewer verifies a firm, Postgres keeps it verified and keeps it.
+    sqlx::raw_sql(
+        "update firms set verification = 'verified', reviewed_by = 'rev', reviewed_at = now()
+         where name = 'registered only'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for sql in [
+        "update firms set verification = 'rejected', verification_reason = 'x' where name = 'registered only'",
+        "update firms set verification = 'pending' where name = 'registered only'",
+        "delete from firms where name = 'registered only'",
+    ] {
+        let refused = sqlx::raw_sql(sql).execute(&pool).await.unwrap_err();
+        assert!(
+            voucher_core::error::is_constraint(&refused, "firms_verification_final"),
+            "{sql}: {refused}"
+        );
+    }
 }

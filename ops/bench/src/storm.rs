@@ -228,9 +228,17 @@ pub async fn register(addr: &str, firms: u32, clients: usize) -> anyhow::Result<
 
 /// Marks every firm the storm registered `verified` (DATABASE_URL), as the reviewer would have
 /// once each had uploaded its licence: only verified firms can claim, and the morning measured
-/// is the claims, not the review (not timed).
+/// is the claims, not the review (not timed). It verifies without evidence, so it refuses any
+/// database but the scratch one the bench scripts create (`voucher_bench_*`).
 pub async fn verify_registered() -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+    let name: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        name.starts_with("voucher_bench"),
+        "refusing to verify firms without evidence in database {name}: only a voucher_bench_* scratch database"
+    );
     sqlx::query(
         r#"update firms set verification = 'verified', reviewed_by = 'bench', reviewed_at = now()
            where verification = 'pending' and name like '开业测试制造%'"#,
