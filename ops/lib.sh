@@ -42,6 +42,15 @@ apt_install() {
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# wait_for_port_quietly HOST PORT: whether it listens within about 3 s.
+wait_for_port_quietly() {
+    for _ in $(seq 1 6); do
+        port_open "$1" "$2" && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
 wait_for_port() {
     local host=$1 port=$2 what=$3
     for _ in $(seq 1 60); do
@@ -64,6 +73,11 @@ ensure_postgres() {
         log "PostgreSQL already listening on $PGHOST_ADDR:$PGPORT_NUM"
     else
         apt_install postgresql
+        # Under systemd the package has created and started the cluster already.
+        if wait_for_port_quietly "$PGHOST_ADDR" "$PGPORT_NUM"; then
+            log "PostgreSQL started by its package (its service: systemctl stop postgresql stops it)"
+            return 0
+        fi
         local version
         version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
         if [ -z "$version" ]; then
@@ -128,6 +142,13 @@ ensure_redis() {
         return 0
     fi
     apt_install redis-server
+    # Where systemd runs (a Debian machine, not a container or chroot), installing the package
+    # has already started its redis-server service on 127.0.0.1:6379: use that one rather than
+    # start a second server, which could not bind the port.
+    if wait_for_port_quietly 127.0.0.1 "$REDIS_PORT"; then
+        log "Redis started by its package (its service: systemctl stop redis-server stops it)"
+        return 0
+    fi
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     as_root mkdir -p /var/lib/redis /var/log/redis
     as_root redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
