@@ -60,8 +60,19 @@ wait_for_port() {
     die "$what did not start listening on $host:$port"
 }
 
+# The oldest rustc that builds Cargo.lock: cargo refuses a dependency whose rust-version is newer
+# than the compiler (uuid 1.29 needs 1.89; time 0.3.55, icu_*, zip and rust_xlsxwriter 1.88).
+RUST_MIN=1.89
+
 ensure_toolchain() {
-    command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install a Rust toolchain (1.85 or newer) with rustup first"
+    command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install a Rust toolchain ($RUST_MIN or newer) with rustup first"
+    local rustc_version
+    rustc_version=$(rustc --version 2>/dev/null | awk '{print $2}')
+    rustc_version=${rustc_version%%-*}
+    if [ -z "$rustc_version" ] ||
+        [ "$(printf '%s\n%s\n' "$RUST_MIN" "$rustc_version" | sort -V | head -n 1)" != "$RUST_MIN" ]; then
+        die "rustc ${rustc_version:-(none)} is older than $RUST_MIN, which the locked dependencies need: rustup update stable"
+    fi
     cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
     cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
     command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
