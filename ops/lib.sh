@@ -42,6 +42,15 @@ apt_install() {
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# wait_for_port_quietly HOST PORT: whether it listens within about 3 s.
+wait_for_port_quietly() {
+    for _ in $(seq 1 6); do
+        port_open "$1" "$2" && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
 wait_for_port() {
     local host=$1 port=$2 what=$3
     for _ in $(seq 1 60); do
@@ -51,8 +60,19 @@ wait_for_port() {
     die "$what did not start listening on $host:$port"
 }
 
+# The oldest rustc that builds Cargo.lock: cargo refuses a dependency whose rust-version is newer
+# than the compiler (uuid 1.29 needs 1.89; time 0.3.55, icu_*, zip and rust_xlsxwriter 1.88).
+RUST_MIN=1.89
+
 ensure_toolchain() {
-    command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install a Rust toolchain (1.85 or newer) with rustup first"
+    command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install a Rust toolchain ($RUST_MIN or newer) with rustup first"
+    local rustc_version
+    rustc_version=$(rustc --version 2>/dev/null | awk '{print $2}')
+    rustc_version=${rustc_version%%-*}
+    if [ -z "$rustc_version" ] ||
+        [ "$(printf '%s\n%s\n' "$RUST_MIN" "$rustc_version" | sort -V | head -n 1)" != "$RUST_MIN" ]; then
+        die "rustc ${rustc_version:-(none)} is older than $RUST_MIN, which the locked dependencies need: rustup update stable"
+    fi
     cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
     cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
     command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
@@ -64,6 +84,11 @@ ensure_postgres() {
         log "PostgreSQL already listening on $PGHOST_ADDR:$PGPORT_NUM"
     else
         apt_install postgresql
+        # Under systemd the package has created and started the cluster already.
+        if wait_for_port_quietly "$PGHOST_ADDR" "$PGPORT_NUM"; then
+            log "PostgreSQL started by its package (its service: systemctl stop postgresql stops it)"
+            return 0
+        fi
         local version
         version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
         if [ -z "$version" ]; then
@@ -128,6 +153,13 @@ ensure_redis() {
         return 0
     fi
     apt_install redis-server
+    # Where systemd runs (a Debian machine, not a container or chroot), installing the package
+    # has already started its redis-server service on 127.0.0.1:6379: use that one rather than
+    # start a second server, which could not bind the port.
+    if wait_for_port_quietly 127.0.0.1 "$REDIS_PORT"; then
+        log "Redis started by its package (its service: systemctl stop redis-server stops it)"
+        return 0
+    fi
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     as_root mkdir -p /var/lib/redis /var/log/redis
     as_root redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
