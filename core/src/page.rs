@@ -67,7 +67,7 @@ impl Key for String {
         self.bytes().map(|b| format!("{b:02x}")).collect()
     }
     fn decode(text: &str) -> Option<Self> {
-        if text.len() % 2 != 0 || !text.is_ascii() {
+        if !text.len().is_multiple_of(2) || !text.is_ascii() {
             return None;
         }
         let bytes = (0..text.len())
