@@ -92,18 +92,6 @@ impl Key for (String, Uuid) {
     }
 }
 
-/// The paging parameters, for the OpenAPI document of a paged list (the [`Page`] extractor
-/// reads them; the document's finishing pass declares them on every list in any case).
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Rows per page, 1 to 1000 (default 1000).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// From the previous page's `Link: rel="next"`.
-    pub cursor: Option<String>,
-}
-
 /// A page request: how many rows, and after which row (the list's sort key `K`).
 #[derive(Debug, Clone)]
 pub struct Page<K = (OffsetDateTime, Uuid)> {
@@ -170,11 +158,6 @@ impl Page<(OffsetDateTime, Uuid)> {
     /// < before`): the cursor's, or after every row.
     pub fn before_or_end(&self) -> (OffsetDateTime, Uuid) {
         self.after.unwrap_or(LATEST)
-    }
-
-    /// A key after every row, to read a newest-first list from its top.
-    pub fn default_before() -> (OffsetDateTime, Uuid) {
-        LATEST
     }
 }
 

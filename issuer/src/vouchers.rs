@@ -514,7 +514,7 @@ pub async fn list(
         &state,
         session.firm_id,
         None,
-        page.after_or(page::LATEST),
+        page.before_or_end(),
         page.fetch(),
     )
     .await?;

@@ -429,11 +429,6 @@ pub async fn redeem(
 pub struct MonthQuery {
     /// `YYYY-MM`, Asia/Shanghai.
     pub month: Option<String>,
-    /// Rows per page, 1 to 1000 (default 1000).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// From the previous page's `Link: rel="next"`.
-    pub cursor: Option<String>,
 }
 
 /// Parses the `month` query parameter into the month's bounds in Asia/Shanghai.

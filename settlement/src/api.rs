@@ -187,8 +187,9 @@ pub async fn list(
     Query(q): Query<MonthQuery>,
     page: Page<(String, Uuid)>,
 ) -> Result<(HeaderMap, Json<Vec<Statement>>), ApiError> {
+    let month = required_month(q)?;
     let after = page.after_or((String::new(), Uuid::nil()));
-    let (_, mut list) = month_statements(&state, q, after, page.fetch()).await?;
+    let mut list = views::load(&state.db, Filter::MonthPage(&month, after, page.fetch())).await?;
     let headers = page.finish(&mut list, |s| (s.platform_name.clone(), s.id));
     Ok((headers, Json(list)))
 }
@@ -282,20 +283,14 @@ pub async fn lines_xlsx(
     ))
 }
 
-/// The month's statements by platform name, after `(platform name, id)`, at most `limit`.
-async fn month_statements(
-    state: &AppState,
-    q: MonthQuery,
-    after: (String, Uuid),
-    limit: i64,
-) -> Result<(String, Vec<Statement>), ApiError> {
+/// The `month` query parameter, required and `YYYY-MM`.
+fn required_month(q: MonthQuery) -> Result<String, ApiError> {
     let text = q
         .month
         .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
     statements::month_bounds(&text)
         .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
-    let list = views::load(&state.db, Filter::MonthPage(&text, after, limit)).await?;
-    Ok((text, list))
+    Ok(text)
 }
 
 /// The month's summary for finance as CSV: one row per platform's statement (status, lines,
@@ -309,7 +304,8 @@ pub async fn summary_csv(
     _session: BureauSession,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, ApiError> {
-    let (month, list) = month_statements(&state, q, (String::new(), Uuid::nil()), i64::MAX).await?;
+    let month = required_month(q)?;
+    let list = views::load(&state.db, Filter::Month(&month)).await?;
     Ok(export::attachment(
         export::CSV_TYPE,
         &format!("statements-{month}-summary.csv"),
@@ -328,7 +324,8 @@ pub async fn summary_xlsx(
     _session: BureauSession,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, ApiError> {
-    let (month, list) = month_statements(&state, q, (String::new(), Uuid::nil()), i64::MAX).await?;
+    let month = required_month(q)?;
+    let list = views::load(&state.db, Filter::Month(&month)).await?;
     Ok(export::attachment(
         export::XLSX_TYPE,
         &format!("statements-{month}-summary.xlsx"),
@@ -345,11 +342,7 @@ pub async fn platform_statement(
     key: PlatformKey,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<Statement>, ApiError> {
-    let text = q
-        .month
-        .ok_or_else(|| ApiError::validation("month", "is required (YYYY-MM)"))?;
-    statements::month_bounds(&text)
-        .ok_or_else(|| ApiError::validation("month", "must be YYYY-MM"))?;
+    let text = required_month(q)?;
     views::load(&state.db, Filter::PlatformMonth(key.platform_id, &text))
         .await?
         .pop()

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use voucher_core::auth::{BureauSession, FirmSession};
 use voucher_core::export::{self, Cell};
 use voucher_core::extract::{Path, Query};
-use voucher_core::page::{Page, PageParams};
+use voucher_core::page::{self, Page};
 use voucher_core::{ApiError, AppState, Json, Money};
 
 use super::{money, status_filter, too_many, CSV_MAX_ROWS};
@@ -165,10 +165,9 @@ pub(crate) async fn redemptions_where(
 }
 
 /// Redemptions by month, platform, firm and status, newest first (every role).
-#[utoipa::path(get, path = "/api/bureau/redemptions", tag = "bureau", params(RedemptionQuery, PageParams),
+#[utoipa::path(get, path = "/api/bureau/redemptions", tag = "bureau", params(RedemptionQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = [BureauRedemption],
-        headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more rows follow"))),
+    responses((status = 200, body = [BureauRedemption]),
         (status = 422, body = voucher_core::error::Problem)))]
 pub async fn bureau_redemptions(
     State(state): State<AppState>,
@@ -193,7 +192,7 @@ pub async fn bureau_redemptions_csv(
     Query(q): Query<RedemptionQuery>,
 ) -> Result<Response, ApiError> {
     let f = RedemptionFilter::parse(q)?;
-    let rows = redemptions_where(&state, &f, Page::default_before(), CSV_MAX_ROWS + 1).await?;
+    let rows = redemptions_where(&state, &f, page::LATEST, CSV_MAX_ROWS + 1).await?;
     too_many(rows.len())?;
     let headers = [
         "核销时间",
@@ -272,10 +271,9 @@ pub struct PortalRedemption {
 /// The redemptions of one of the firm's vouchers, newest first; another firm's voucher is
 /// `not_found`.
 #[utoipa::path(get, path = "/api/portal/vouchers/{id}/redemptions", tag = "portal",
-    params(("id" = Uuid, Path), PageParams),
+    params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = [PortalRedemption],
-        headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more rows follow"))),
+    responses((status = 200, body = [PortalRedemption]),
         (status = 404, body = voucher_core::error::Problem)))]
 pub async fn portal_redemptions(
     State(state): State<AppState>,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use voucher_core::auth::BureauSession;
 use voucher_core::export::{self, Cell};
 use voucher_core::extract::{Path, Query};
-use voucher_core::page::{Page, PageParams};
+use voucher_core::page::{self, Page};
 use voucher_core::vouchers::effective_status;
 use voucher_core::{ApiError, AppState, Json, Money};
 
@@ -202,10 +202,9 @@ async fn vouchers_where(
 }
 
 /// Vouchers by code or USCC, status and year, newest first (every role).
-#[utoipa::path(get, path = "/api/bureau/vouchers", tag = "bureau", params(VoucherQuery, PageParams),
+#[utoipa::path(get, path = "/api/bureau/vouchers", tag = "bureau", params(VoucherQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = [BureauVoucher],
-        headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more rows follow"))),
+    responses((status = 200, body = [BureauVoucher]),
         (status = 422, body = voucher_core::error::Problem)))]
 pub async fn bureau_vouchers(
     State(state): State<AppState>,
@@ -230,7 +229,7 @@ pub async fn bureau_vouchers_csv(
     Query(q): Query<VoucherQuery>,
 ) -> Result<Response, ApiError> {
     let f = VoucherFilter::parse(q)?;
-    let start = Page::default_before();
+    let start = page::LATEST;
     let rows = vouchers_where(&state, &f, None, start, CSV_MAX_ROWS + 1).await?;
     too_many(rows.len())?;
     let headers = [
@@ -290,7 +289,7 @@ pub async fn bureau_voucher(
         status: None,
         year: None,
     };
-    let voucher = vouchers_where(&state, &none, Some(id), Page::default_before(), 1)
+    let voucher = vouchers_where(&state, &none, Some(id), page::LATEST, 1)
         .await?
         .pop()
         .ok_or_else(|| ApiError::not_found("no such voucher"))?;
@@ -298,8 +297,7 @@ pub async fn bureau_voucher(
         voucher_id: Some(id),
         ..RedemptionFilter::default()
     };
-    let redemptions =
-        redemptions_where(&state, &filter, Page::default_before(), CSV_MAX_ROWS).await?;
+    let redemptions = redemptions_where(&state, &filter, page::LATEST, CSV_MAX_ROWS).await?;
     Ok(Json(BureauVoucherDetail {
         voucher,
         redemptions,
