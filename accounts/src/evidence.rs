@@ -9,7 +9,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -295,7 +295,7 @@ pub async fn download(
     )
     .await?;
     tx.commit().await?;
-    attachment(&kind, evidence_id, bytes)
+    Ok(attachment(&kind, evidence_id, bytes))
 }
 
 /// One of the firm's own files (to check what it sent); another firm's is 404. Served the
@@ -312,7 +312,7 @@ pub async fn own(
 ) -> Result<Response, ApiError> {
     let mut conn = state.db.acquire().await?;
     let (kind, bytes) = stored(&mut conn, session.firm_id, id).await?;
-    attachment(&kind, id, bytes)
+    Ok(attachment(&kind, id, bytes))
 }
 
 /// A file's kind and bytes, when it is `firm_id`'s; another firm's is 404.
@@ -334,18 +334,11 @@ async fn stored(
 
 /// A stored file as a download: its type sniffed again from the bytes, `attachment`,
 /// `nosniff`, a CSP that sandboxes it should a browser open it anyway, never cached.
-fn attachment(kind: &str, id: Uuid, bytes: Vec<u8>) -> Result<Response, ApiError> {
+fn attachment(kind: &str, id: Uuid, bytes: Vec<u8>) -> Response {
     let content_type = sniff(&bytes).unwrap_or("application/octet-stream");
-    let disposition = format!(
-        "attachment; filename=\"{kind}-{id}.{}\"",
-        extension(content_type)
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).map_err(anyhow::Error::from)?,
-    );
+    let name = format!("{kind}-{id}.{}", extension(content_type));
+    let mut response = voucher_core::export::attachment(content_type, &name, bytes);
+    let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -355,7 +348,7 @@ fn attachment(kind: &str, id: Uuid, bytes: Vec<u8>) -> Result<Response, ApiError
         HeaderValue::from_static("sandbox; default-src 'none'"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok((headers, bytes).into_response())
+    response
 }
 
 #[cfg(test)]
