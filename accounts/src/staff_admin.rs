@@ -206,7 +206,7 @@ pub async fn list(
     page: Page<String>,
 ) -> Result<(HeaderMap, Json<Vec<StaffEntry>>), ApiError> {
     session.require(&[Role::Admin])?;
-    let after = page.after_or(String::new());
+    let after = page.after_or_start();
     let rows = sqlx::query!(
         r#"select id, username, role, disabled, totp_secret is not null as "totp_enrolled!",
                   password_hash is not null as "activated!", created_at, last_login_at

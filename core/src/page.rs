@@ -29,9 +29,14 @@ pub trait Key: Sized {
     fn encode(&self) -> String;
     /// The key back from a cursor this list gave; `None` for anything else.
     fn decode(text: &str) -> Option<Self>;
+    /// A key before every row of a list in ascending order.
+    fn first() -> Self;
 }
 
 impl Key for (OffsetDateTime, Uuid) {
+    fn first() -> Self {
+        EARLIEST
+    }
     fn encode(&self) -> String {
         format!("{}.{}", self.0.unix_timestamp_nanos() / 1000, self.1)
     }
@@ -44,6 +49,9 @@ impl Key for (OffsetDateTime, Uuid) {
 }
 
 impl Key for i64 {
+    fn first() -> Self {
+        i64::MIN
+    }
     fn encode(&self) -> String {
         self.to_string()
     }
@@ -53,6 +61,9 @@ impl Key for i64 {
 }
 
 impl Key for time::Date {
+    fn first() -> Self {
+        time::Date::MIN
+    }
     fn encode(&self) -> String {
         self.to_string()
     }
@@ -63,6 +74,9 @@ impl Key for time::Date {
 
 /// Text keys travel hex-encoded, so a cursor is plain ASCII whatever the text holds.
 impl Key for String {
+    fn first() -> Self {
+        String::new()
+    }
     fn encode(&self) -> String {
         self.bytes().map(|b| format!("{b:02x}")).collect()
     }
@@ -83,6 +97,9 @@ impl Key for String {
 }
 
 impl Key for (String, Uuid) {
+    fn first() -> Self {
+        (String::new(), Uuid::nil())
+    }
     fn encode(&self) -> String {
         format!("{}.{}", self.0.encode(), self.1)
     }
@@ -149,11 +166,6 @@ impl Page<(OffsetDateTime, Uuid)> {
         }
     }
 
-    /// The `(created_at, id)` to start after: the cursor's, or before every row.
-    pub fn after_or_start(&self) -> (OffsetDateTime, Uuid) {
-        self.after.unwrap_or(EARLIEST)
-    }
-
     /// The `(created_at, id)` to continue below in a newest-first list (`where (created_at, id)
     /// < before`): the cursor's, or after every row.
     pub fn before_or_end(&self) -> (OffsetDateTime, Uuid) {
@@ -162,6 +174,14 @@ impl Page<(OffsetDateTime, Uuid)> {
 }
 
 impl<K: Key> Page<K> {
+    /// The key to start after: the cursor's, or before every row ([`Key::first`]).
+    pub fn after_or_start(&self) -> K
+    where
+        K: Clone,
+    {
+        self.after.clone().unwrap_or_else(K::first)
+    }
+
     /// The key to start after (or before, for lists in descending order): the cursor's, or
     /// `start`, which lies before every row in the list's order.
     pub fn after_or(&self, start: K) -> K

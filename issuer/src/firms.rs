@@ -106,7 +106,7 @@ pub async fn platforms(
     _session: FirmSession,
     page: Page<(String, Uuid)>,
 ) -> Result<(HeaderMap, Json<Vec<PlatformOption>>), ApiError> {
-    let (after_name, after_id) = page.after_or((String::new(), Uuid::nil()));
+    let (after_name, after_id) = page.after_or_start();
     let mut rows = sqlx::query_as!(
         PlatformOption,
         r#"select id, name from platforms

@@ -202,7 +202,7 @@ pub async fn list(
     _session: BureauSession,
     page: Page<(String, Uuid)>,
 ) -> Result<(HeaderMap, Json<Vec<PlatformView>>), ApiError> {
-    let (after_name, after_id) = page.after_or((String::new(), Uuid::nil()));
+    let (after_name, after_id) = page.after_or_start();
     let mut platforms = sqlx::query!(
         r#"select id, name, uscc, active from platforms
            where (name, id) > ($1, $2)

@@ -188,7 +188,7 @@ pub async fn list(
     page: Page<(String, Uuid)>,
 ) -> Result<(HeaderMap, Json<Vec<Statement>>), ApiError> {
     let month = required_month(q)?;
-    let after = page.after_or((String::new(), Uuid::nil()));
+    let after = page.after_or_start();
     let mut list = views::load(&state.db, Filter::MonthPage(&month, after, page.fetch())).await?;
     let headers = page.finish(&mut list, |s| (s.platform_name.clone(), s.id));
     Ok((headers, Json(list)))
